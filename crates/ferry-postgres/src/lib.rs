@@ -1,0 +1,14 @@
+//! PostgreSQL as a Ferry source and target.
+//!
+//! Everything here speaks SQL to PostgreSQL (through tokio-postgres) or the replication
+//! protocol (through `ferry-pgwire`): the catalog queries, which tables a pipeline carries,
+//! the output plugins, and the preflight `check`. The source and sink halves of sync arrive
+//! as `source/` and `sink/` modules.
+
+pub mod catalog;
+pub mod check;
+mod plugin;
+mod selection;
+
+pub use plugin::Plugin;
+pub use selection::{TablePattern, TableSelection};

@@ -1,0 +1,3 @@
+//! One module per subcommand; each takes the validated config and returns an exit code.
+
+pub mod check;

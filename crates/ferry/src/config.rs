@@ -1,0 +1,325 @@
+//! `ferry.toml`: reading, defaults and validation.
+//!
+//! A file holds one pipeline (`[source]`, `[target]`, `[sync]`) or several (`[[pipeline]]`
+//! tables, each with a `name`). [`load`] reads and parses; [`validate`] is pure and turns the
+//! raw file into a [`Config`] whose every field has been checked, so later code never meets
+//! a bad value. Each error names the field, the value and what is expected. Connection URLs
+//! are parsed here (with the `PG*` environment, as libpq does), but nothing connects.
+
+mod raw;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ferry_pgwire::commands::validate_slot_name;
+use ferry_pgwire::ConnParams;
+use ferry_postgres::{Plugin, TableSelection};
+
+pub use raw::RawFile;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub pipelines: Vec<PipelineConfig>,
+}
+
+/// One source, one target, and how to sync them.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// `default` for a single-pipeline file.
+    pub name: String,
+    pub source: SourceConfig,
+    pub target: TargetConfig,
+    pub sync: SyncConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub conn: ConnParams,
+    pub plugin: Plugin,
+    pub slot: String,
+    /// Used with pgoutput only.
+    pub publication: String,
+    pub tables: TableSelection,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub conn: ConnParams,
+    /// Where the progress table lives.
+    pub progress_schema: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    Full,
+    Incremental,
+    FullAndIncremental,
+    Timestamp,
+}
+
+impl SyncMode {
+    const NAMES: [(&'static str, SyncMode); 4] = [
+        ("full", SyncMode::Full),
+        ("incremental", SyncMode::Incremental),
+        ("full+incremental", SyncMode::FullAndIncremental),
+        ("timestamp", SyncMode::Timestamp),
+    ];
+
+    /// Whether this mode reads a replication slot (and so needs logical decoding).
+    pub fn uses_slot(self) -> bool {
+        self != SyncMode::Timestamp
+    }
+}
+
+impl fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = SyncMode::NAMES
+            .iter()
+            .find(|(_, m)| m == self)
+            .map_or("?", |(n, _)| n);
+        f.write_str(name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub mode: SyncMode,
+    pub snapshot_workers: u32,
+}
+
+/// A configuration that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: is it there? (set it with -c PATH)")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid ferry.toml")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Reads, parses and validates the file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let raw: RawFile = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })?;
+    validate(raw)
+}
+
+pub const DEFAULT_SNAPSHOT_WORKERS: u32 = 4;
+pub const MAX_SNAPSHOT_WORKERS: i64 = 64;
+
+/// Checks every field and fills in defaults.
+pub fn validate(raw: RawFile) -> Result<Config, ConfigError> {
+    let single = raw.source.is_some() || raw.target.is_some() || raw.sync.is_some();
+    let pipelines = match (raw.pipeline, single) {
+        (Some(_), true) => return Err(invalid(
+            "pipeline",
+            "use either [source]/[target]/[sync] for one pipeline or [[pipeline]] tables, not both",
+        )),
+        (Some(list), false) => {
+            if list.is_empty() {
+                return Err(invalid("pipeline", "at least one [[pipeline]] is needed"));
+            }
+            let mut pipelines = Vec::new();
+            for (i, p) in list.into_iter().enumerate() {
+                let prefix = format!("pipeline[{i}]");
+                let name = validate_pipeline_name(&p.name)
+                    .map_err(|m| invalid(format!("{prefix}.name"), m))?;
+                if pipelines.iter().any(|q: &PipelineConfig| q.name == name) {
+                    return Err(invalid(
+                        format!("{prefix}.name"),
+                        format!("{name:?} is used by two pipelines: names must be unique"),
+                    ));
+                }
+                let default_slot = format!("ferry_{}", name.to_ascii_lowercase().replace('-', "_"));
+                pipelines.push(pipeline(
+                    &prefix,
+                    name,
+                    p.source,
+                    p.target,
+                    p.sync,
+                    &default_slot,
+                )?);
+            }
+            pipelines
+        }
+        (None, _) => {
+            let source = raw.source.ok_or_else(|| {
+                invalid(
+                    "source",
+                    "missing: add a [source] table with url = \"postgres://…\"",
+                )
+            })?;
+            let target = raw.target.ok_or_else(|| {
+                invalid(
+                    "target",
+                    "missing: add a [target] table with url = \"postgres://…\"",
+                )
+            })?;
+            vec![pipeline(
+                "",
+                "default".to_owned(),
+                source,
+                target,
+                raw.sync,
+                "ferry",
+            )?]
+        }
+    };
+    check_distinct_slots(&pipelines)?;
+    Ok(Config { pipelines })
+}
+
+fn field(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn pipeline(
+    prefix: &str,
+    name: String,
+    source: raw::RawSource,
+    target: raw::RawTarget,
+    sync: Option<raw::RawSync>,
+    default_slot: &str,
+) -> Result<PipelineConfig, ConfigError> {
+    let f = |name: &str| field(prefix, name);
+    let source_conn =
+        ConnParams::parse(&source.url).map_err(|e| invalid(f("source.url"), e.to_string()))?;
+    let plugin = match source.plugin.as_deref() {
+        None => Plugin::Pgoutput,
+        Some(text) => text
+            .parse()
+            .map_err(|m: String| invalid(f("source.plugin"), m))?,
+    };
+    let slot = source.slot.unwrap_or_else(|| default_slot.to_owned());
+    validate_slot_name(&slot).map_err(|m| invalid(f("source.slot"), m))?;
+    let publication = source.publication.unwrap_or_else(|| slot.clone());
+    validate_identifier(&publication).map_err(|m| invalid(f("source.publication"), m))?;
+    let include = source.tables.unwrap_or_else(|| vec!["public.*".to_owned()]);
+    if include.is_empty() {
+        return Err(invalid(
+            f("source.tables"),
+            "is empty: list at least one pattern, e.g. [\"public.*\"]",
+        ));
+    }
+    let tables = TableSelection::parse(&include, &source.exclude.unwrap_or_default())
+        .map_err(|m| invalid(f("source.tables"), m))?;
+
+    match target.kind.as_deref() {
+        None | Some("postgres") => {}
+        Some(other) => {
+            return Err(invalid(
+                f("target.kind"),
+                format!("{other:?} is not a target kind: expected \"postgres\""),
+            ))
+        }
+    }
+    let target_conn =
+        ConnParams::parse(&target.url).map_err(|e| invalid(f("target.url"), e.to_string()))?;
+    let progress_schema = target.progress_schema.unwrap_or_else(|| "ferry".to_owned());
+    validate_identifier(&progress_schema).map_err(|m| invalid(f("target.progress_schema"), m))?;
+
+    let sync = sync.unwrap_or_default();
+    let mode = match sync.mode.as_deref() {
+        None => SyncMode::FullAndIncremental,
+        Some(text) => SyncMode::NAMES.iter().find(|(n, _)| *n == text).map(|(_, m)| *m).ok_or_else(|| {
+            invalid(f("sync.mode"), format!("{text:?} is not a mode: expected full, incremental, full+incremental or timestamp"))
+        })?,
+    };
+    let workers = sync
+        .snapshot_workers
+        .unwrap_or(i64::from(DEFAULT_SNAPSHOT_WORKERS));
+    if !(1..=MAX_SNAPSHOT_WORKERS).contains(&workers) {
+        return Err(invalid(
+            f("sync.snapshot_workers"),
+            format!("{workers} is out of range: expected 1 to {MAX_SNAPSHOT_WORKERS}"),
+        ));
+    }
+    Ok(PipelineConfig {
+        name,
+        source: SourceConfig {
+            conn: source_conn,
+            plugin,
+            slot,
+            publication,
+            tables,
+        },
+        target: TargetConfig {
+            conn: target_conn,
+            progress_schema,
+        },
+        sync: SyncConfig {
+            mode,
+            snapshot_workers: u32::try_from(workers).unwrap_or(DEFAULT_SNAPSHOT_WORKERS),
+        },
+    })
+}
+
+fn validate_pipeline_name(name: &str) -> Result<String, String> {
+    if name.is_empty()
+        || name.len() > 40
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "{name:?} is not a pipeline name: expected 1 to 40 letters, digits, '_' or '-'"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A name PostgreSQL accepts as an identifier (any characters, at most 63 bytes).
+fn validate_identifier(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 63 || name.contains('\0') {
+        return Err(format!(
+            "{name:?} is not a valid name: expected 1 to 63 bytes"
+        ));
+    }
+    Ok(())
+}
+
+fn check_distinct_slots(pipelines: &[PipelineConfig]) -> Result<(), ConfigError> {
+    for (i, p) in pipelines.iter().enumerate() {
+        if let Some(q) = pipelines[..i].iter().find(|q| {
+            q.source.slot == p.source.slot
+                && q.source.conn.hosts == p.source.conn.hosts
+                && q.source.conn.dbname == p.source.conn.dbname
+        }) {
+            return Err(invalid(
+                format!("pipeline[{i}].source.slot"),
+                format!("slot {:?} is also used by pipeline {:?}: a slot serves one pipeline; set distinct slot names", p.source.slot, q.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

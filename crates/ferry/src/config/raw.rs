@@ -1,0 +1,51 @@
+//! The file as written: serde structs that mirror `ferry.toml` and reject unknown fields.
+//!
+//! Nothing here is checked beyond TOML types; [`super::validate`] turns these into the
+//! validated [`super::Config`]. Keeping the two apart means every default and every rule
+//! lives in one pure function.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    pub source: Option<RawSource>,
+    pub target: Option<RawTarget>,
+    pub sync: Option<RawSync>,
+    pub pipeline: Option<Vec<RawPipeline>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    pub name: String,
+    pub source: RawSource,
+    pub target: RawTarget,
+    pub sync: Option<RawSync>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub url: String,
+    pub plugin: Option<String>,
+    pub slot: Option<String>,
+    pub publication: Option<String>,
+    pub tables: Option<Vec<String>>,
+    pub exclude: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub kind: Option<String>,
+    pub url: String,
+    pub progress_schema: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSync {
+    pub mode: Option<String>,
+    pub snapshot_workers: Option<i64>,
+}

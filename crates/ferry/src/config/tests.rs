@@ -1,0 +1,150 @@
+//! Unit tests of config validation: defaults, and an error naming the field for each rule.
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    let raw: RawFile = toml::from_str(text).map_err(|source| ConfigError::Parse {
+        path: "ferry.toml".into(),
+        source,
+    })?;
+    validate(raw)
+}
+
+fn err(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+const MINIMAL: &str = r#"
+[source]
+url = "postgres://ferry@db1:5432/app"
+[target]
+url = "postgres://ferry@db2/app"
+"#;
+
+#[test]
+fn minimal_file_gets_documented_defaults() {
+    let config = parse(MINIMAL).unwrap();
+    let p = &config.pipelines[0];
+    assert_eq!(p.name, "default");
+    assert_eq!(p.source.plugin, Plugin::Pgoutput);
+    assert_eq!(p.source.slot, "ferry");
+    assert_eq!(p.source.publication, "ferry");
+    assert_eq!(p.source.tables.include[0].to_string(), "public.*");
+    assert_eq!(p.target.progress_schema, "ferry");
+    assert_eq!(p.sync.mode, SyncMode::FullAndIncremental);
+    assert_eq!(p.sync.snapshot_workers, DEFAULT_SNAPSHOT_WORKERS);
+    assert_eq!(p.source.conn.dbname, "app");
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_their_name() {
+    let text = format!("{MINIMAL}\n[sync]\nmdoe = \"full\"\n");
+    let e = parse(&text).unwrap_err();
+    let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+    assert!(chain.contains("mdoe"), "{chain}");
+}
+
+#[test]
+fn each_bad_value_names_field_value_and_expectation() {
+    let cases = [
+        (
+            "[source]\nurl = \"postgres://h/d\"\nplugin = \"pgoutptu\"\n",
+            "source.plugin",
+            "pgoutput, wal2json or decoderbufs",
+        ),
+        (
+            "[source]\nurl = \"postgres://h/d\"\nslot = \"My-Slot\"\n",
+            "source.slot",
+            "lower-case",
+        ),
+        (
+            "[source]\nurl = \"postgres://h/d\"\ntables = []\n",
+            "source.tables",
+            "at least one",
+        ),
+        (
+            "[source]\nurl = \"postgres://h/d\"\ntables = [\"a.b.c\"]\n",
+            "source.tables",
+            "schema.table",
+        ),
+        (
+            "[source]\nurl = \"postgres://h:99999/d\"\n",
+            "source.url",
+            "99999",
+        ),
+    ];
+    for (source, field, expected) in cases {
+        let text = format!("{source}[target]\nurl = \"postgres://t/d\"\n");
+        let message = err(&text);
+        assert!(message.starts_with(field), "{message}");
+        assert!(message.contains(expected), "{message}");
+    }
+    let with_sync = |sync: &str| err(&format!("{MINIMAL}[sync]\n{sync}\n"));
+    let m = with_sync("mode = \"live\"");
+    assert!(
+        m.starts_with("sync.mode") && m.contains("\"live\"") && m.contains("full+incremental"),
+        "{m}"
+    );
+    let m = with_sync("snapshot_workers = 0");
+    assert!(
+        m.starts_with("sync.snapshot_workers") && m.contains("1 to 64"),
+        "{m}"
+    );
+    let m = err("[source]\nurl = \"postgres://h/d\"\n[target]\nurl = \"postgres://t/d\"\nkind = \"kafka\"\n");
+    assert!(
+        m.starts_with("target.kind") && m.contains("postgres"),
+        "{m}"
+    );
+}
+
+#[test]
+fn missing_sections_say_what_to_add() {
+    assert!(err("[target]\nurl = \"postgres://t/d\"\n").starts_with("source: missing"));
+    assert!(err("[source]\nurl = \"postgres://t/d\"\n").starts_with("target: missing"));
+}
+
+#[test]
+fn passwords_never_appear_in_errors() {
+    let m = err("[source]\nurl = \"postgres://u:s3cr3t@h:notaport/d\"\n[target]\nurl = \"postgres://t/d\"\n");
+    assert!(!m.contains("s3cr3t"), "{m}");
+    let config =
+        parse("[source]\nurl = \"postgres://u:s3cr3t@h/d\"\n[target]\nurl = \"postgres://t/d\"\n")
+            .unwrap();
+    assert!(!format!("{config:?}").contains("s3cr3t"));
+}
+
+#[test]
+fn several_pipelines_get_their_own_slots() {
+    let text = r#"
+[[pipeline]]
+name = "orders"
+source = { url = "postgres://a/app" }
+target = { url = "postgres://b/app" }
+
+[[pipeline]]
+name = "billing-eu"
+source = { url = "postgres://a/app", plugin = "wal2json" }
+target = { url = "postgres://c/app" }
+sync = { mode = "full" }
+"#;
+    let config = parse(text).unwrap();
+    assert_eq!(config.pipelines.len(), 2);
+    assert_eq!(config.pipelines[0].source.slot, "ferry_orders");
+    assert_eq!(config.pipelines[1].source.slot, "ferry_billing_eu");
+    assert_eq!(config.pipelines[1].sync.mode, SyncMode::Full);
+    assert_eq!(config.pipelines[1].source.plugin, Plugin::Wal2json);
+}
+
+#[test]
+fn pipelines_may_not_share_a_slot_or_a_name_or_mix_forms() {
+    let two = |a: &str, b: &str| {
+        format!(
+            "[[pipeline]]\nname = \"{a}\"\nsource = {{ url = \"postgres://a/app\", slot = \"s\" }}\ntarget = {{ url = \"postgres://b/app\" }}\n\
+             [[pipeline]]\nname = \"{b}\"\nsource = {{ url = \"postgres://a/app\", slot = \"s\" }}\ntarget = {{ url = \"postgres://b/app\" }}\n"
+        )
+    };
+    assert!(err(&two("x", "y")).contains("also used by pipeline"));
+    assert!(err(&two("x", "x")).contains("unique"));
+    let mixed = format!("{MINIMAL}\n[[pipeline]]\nname = \"x\"\nsource = {{ url = \"postgres://a/app\" }}\ntarget = {{ url = \"postgres://b/app\" }}\n");
+    assert!(err(&mixed).contains("not both"));
+}
