@@ -73,12 +73,15 @@ pub(crate) fn connect_failure(side: Side, conn: &ConnParams, e: &SqlConnectError
             .why("the server rejected the password")
             .fix(format!("check the password of user {:?} in the URL, PGPASSWORD or ~/.pgpass", conn.user)),
         Some("28000") => item
-            .why("pg_hba.conf has no line admitting this user from this address, or the role may not log in")
+            .why("the role does not exist or may not log in, or pg_hba.conf has no line admitting it from this address")
             .fix(format!(
-                "add to pg_hba.conf: host {} {} <client address>/32 scram-sha-256\nthen SELECT pg_reload_conf();\nand make sure the role has LOGIN: ALTER ROLE {} LOGIN;",
+                "create the role if it is missing: CREATE ROLE {role} LOGIN PASSWORD '…';\n\
+                 or let it log in: ALTER ROLE {role} LOGIN;\n\
+                 or add to pg_hba.conf: host {} {} <client address>/32 scram-sha-256\n\
+                 then SELECT pg_reload_conf();",
                 conn.dbname,
                 conn.user,
-                ferry_core::quote_ident(&conn.user)
+                role = ferry_core::quote_ident(&conn.user)
             )),
         Some("3D000") => item
             .why("the database does not exist")
