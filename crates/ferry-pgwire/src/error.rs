@@ -165,8 +165,10 @@ impl Error {
                 true
             }
             Error::Db(db) => db.is_transient(),
+            // A reset during the handshake (a restarting server) is worth a retry; a
+            // certificate rustls rejected is not.
+            Error::TlsHandshake { source, .. } => !crate::sql::is_tls_verdict(source),
             Error::TlsRefused { .. }
-            | Error::TlsHandshake { .. }
             | Error::TlsConfig(_)
             | Error::PasswordMissing { .. }
             | Error::UnsupportedAuth { .. }

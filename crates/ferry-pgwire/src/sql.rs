@@ -66,12 +66,20 @@ pub fn is_transient_pg_error(error: &tokio_postgres::Error) -> bool {
     }
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
-        if inner.is::<io::Error>() {
-            return true;
+        if let Some(io_error) = inner.downcast_ref::<io::Error>() {
+            return !is_tls_verdict(io_error);
         }
         source = inner.source();
     }
     false
+}
+
+/// Whether an I/O error carries rustls' verdict on the peer (a bad certificate, a failed
+/// handshake), which retrying cannot change, rather than a network failure.
+pub(crate) fn is_tls_verdict(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<rustls::Error>())
 }
 
 /// Connects to the first endpoint of `params` that accepts, and drives the connection on

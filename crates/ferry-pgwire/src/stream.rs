@@ -116,6 +116,12 @@ impl ReplicationStream {
                 Event::Message(BackendMessage::ErrorResponse(fields)) => {
                     return Err(DbError(fields).into())
                 }
+                // A server shutting down while we are caught up ends the COPY with
+                // CommandComplete and closes, without CopyDone (walsender.c WalSndDone).
+                Event::Message(BackendMessage::CommandComplete { .. }) => {
+                    self.finished = true;
+                    return Err(Error::Closed);
+                }
                 Event::Message(other) => return Err(unexpected(&other, "streaming")),
             }
         }
