@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod check;
 mod plugin;
+pub mod schema;
 mod selection;
 
 pub use plugin::Plugin;
