@@ -417,3 +417,23 @@ pub async fn schema_privileges(
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
 }
+
+/// The tables among `oids` that the current role may not SELECT from.
+pub async fn unreadable_tables(
+    client: &Client,
+    oids: &[u32],
+) -> Result<Vec<TableName>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = ANY($1) AND NOT has_table_privilege(c.oid, 'SELECT')
+             ORDER BY 1, 2",
+            &[&oids],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect())
+}

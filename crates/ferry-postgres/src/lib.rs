@@ -10,6 +10,9 @@ pub mod check;
 mod plugin;
 pub mod schema;
 mod selection;
+pub mod sink;
+pub mod source;
+pub mod verify;
 
 pub use plugin::Plugin;
 pub use selection::{TablePattern, TableSelection};

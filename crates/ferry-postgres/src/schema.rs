@@ -11,6 +11,9 @@
 //! Tables are created without indexes and key constraints so the load does not maintain
 //! them row by row; the indexes are built afterwards, several at a time.
 
+pub mod create;
+pub mod ddl;
 pub mod model;
+pub mod read;
 
 pub use model::*;

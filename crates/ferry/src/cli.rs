@@ -39,4 +39,22 @@ pub enum Command {
         #[arg(long)]
         pipeline: Option<String>,
     },
+    /// Compare source and target data table by table; exit 1 on any difference.
+    Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Verify only this pipeline (default: all).
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// List at most this many differing keys per table.
+        #[arg(long, default_value_t = 20)]
+        max_differences: usize,
+    },
+    /// Copy the source into the target (mode = "full"), with progress.
+    Sync {
+        /// The pipeline to run, when the config has several.
+        #[arg(long)]
+        pipeline: Option<String>,
+    },
 }

@@ -1,3 +1,5 @@
 //! One module per subcommand; each takes the validated config and returns an exit code.
 
 pub mod check;
+pub mod sync;
+pub mod verify;

@@ -65,11 +65,6 @@ impl SyncMode {
         ("full+incremental", SyncMode::FullAndIncremental),
         ("timestamp", SyncMode::Timestamp),
     ];
-
-    /// Whether this mode reads a replication slot (and so needs logical decoding).
-    pub fn uses_slot(self) -> bool {
-        self != SyncMode::Timestamp
-    }
 }
 
 impl fmt::Display for SyncMode {
@@ -86,6 +81,34 @@ impl fmt::Display for SyncMode {
 pub struct SyncConfig {
     pub mode: SyncMode,
     pub snapshot_workers: u32,
+    /// What to do with target tables that exist and hold rows.
+    pub on_existing: OnExisting,
+    /// In `full` mode, keep the slot created with the snapshot so incremental sync can
+    /// continue from the copy later.
+    pub keep_slot: bool,
+}
+
+impl SyncConfig {
+    /// Whether this pipeline needs a replication slot (and so logical decoding). A one-off
+    /// `full` copy without `keep_slot` exports its snapshot without one.
+    pub fn uses_slot(&self) -> bool {
+        match self.mode {
+            SyncMode::Timestamp => false,
+            SyncMode::Full => self.keep_slot,
+            SyncMode::Incremental | SyncMode::FullAndIncremental => true,
+        }
+    }
+}
+
+/// What a full copy does with a target table that already holds rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExisting {
+    /// Stop before copying anything, naming the table.
+    Error,
+    /// Empty it, then copy.
+    Truncate,
+    /// Keep its rows and add the source's.
+    Append,
 }
 
 /// A configuration that cannot be used, with where and why.
@@ -261,6 +284,17 @@ fn pipeline(
             format!("{workers} is out of range: expected 1 to {MAX_SNAPSHOT_WORKERS}"),
         ));
     }
+    let on_existing = match sync.on_existing.as_deref() {
+        None | Some("error") => OnExisting::Error,
+        Some("truncate") => OnExisting::Truncate,
+        Some("append") => OnExisting::Append,
+        Some(other) => {
+            return Err(invalid(
+                f("sync.on_existing"),
+                format!("{other:?} is not a choice: expected error, truncate or append"),
+            ))
+        }
+    };
     Ok(PipelineConfig {
         name,
         source: SourceConfig {
@@ -277,6 +311,8 @@ fn pipeline(
         sync: SyncConfig {
             mode,
             snapshot_workers: u32::try_from(workers).unwrap_or(DEFAULT_SNAPSHOT_WORKERS),
+            on_existing,
+            keep_slot: sync.keep_slot.unwrap_or(false),
         },
     })
 }

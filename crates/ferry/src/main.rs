@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod config;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { json, pipeline } => {
             commands::check::run(&config, json, pipeline.as_deref()).await
         }
+        Command::Verify {
+            json,
+            pipeline,
+            max_differences,
+        } => commands::verify::run(&config, json, pipeline.as_deref(), max_differences).await,
+        Command::Sync { pipeline } => commands::sync::run(&config, pipeline.as_deref()).await,
     }
 }
 

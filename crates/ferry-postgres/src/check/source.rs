@@ -100,7 +100,7 @@ async fn check_with_client(
         out.items.push(CheckItem::pass(
             SIDE,
             "mode",
-            "mode = timestamp reads tables with SELECT only: wal_level, REPLICATION and slots are not needed",
+            "this mode reads tables with SELECT only (timestamp polling, or a full copy without keep_slot): wal_level, REPLICATION and slots are not needed",
         ));
     }
 

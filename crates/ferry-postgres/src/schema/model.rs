@@ -114,6 +114,10 @@ pub struct ConstraintDef {
     pub name: String,
     /// `pg_get_constraintdef(oid)`, e.g. `UNIQUE (email)`, `CHECK ((qty > 0))`.
     pub definition: String,
+    /// `pg_get_indexdef` of the index behind a primary key, unique or exclusion
+    /// constraint (`CREATE UNIQUE INDEX name ON schema.table USING btree (…)`), so the
+    /// index can be built before the constraint adopts it; `None` for checks.
+    pub index_definition: Option<String>,
 }
 
 /// An index backing no constraint.

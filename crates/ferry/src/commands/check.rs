@@ -59,7 +59,7 @@ async fn check_pipeline(pipeline: &PipelineConfig) -> ferry_postgres::check::Che
         publication: (pipeline.source.plugin == Plugin::Pgoutput)
             .then_some(pipeline.source.publication.as_str()),
         tables: &pipeline.source.tables,
-        logical_decoding: pipeline.sync.mode.uses_slot(),
+        logical_decoding: pipeline.sync.uses_slot(),
         snapshot_workers: pipeline.sync.snapshot_workers,
     };
     let target = TargetCheck {

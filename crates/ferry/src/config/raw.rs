@@ -48,4 +48,6 @@ pub struct RawTarget {
 pub struct RawSync {
     pub mode: Option<String>,
     pub snapshot_workers: Option<i64>,
+    pub on_existing: Option<String>,
+    pub keep_slot: Option<bool>,
 }

@@ -33,6 +33,9 @@ fn minimal_file_gets_documented_defaults() {
     assert_eq!(p.target.progress_schema, "ferry");
     assert_eq!(p.sync.mode, SyncMode::FullAndIncremental);
     assert_eq!(p.sync.snapshot_workers, DEFAULT_SNAPSHOT_WORKERS);
+    assert_eq!(p.sync.on_existing, OnExisting::Error);
+    assert!(!p.sync.keep_slot);
+    assert!(p.sync.uses_slot());
     assert_eq!(p.source.conn.dbname, "app");
 }
 
@@ -83,6 +86,11 @@ fn each_bad_value_names_field_value_and_expectation() {
     let m = with_sync("mode = \"live\"");
     assert!(
         m.starts_with("sync.mode") && m.contains("\"live\"") && m.contains("full+incremental"),
+        "{m}"
+    );
+    let m = with_sync("on_existing = \"replace\"");
+    assert!(
+        m.starts_with("sync.on_existing") && m.contains("truncate"),
         "{m}"
     );
     let m = with_sync("snapshot_workers = 0");
@@ -147,4 +155,17 @@ fn pipelines_may_not_share_a_slot_or_a_name_or_mix_forms() {
     assert!(err(&two("x", "x")).contains("unique"));
     let mixed = format!("{MINIMAL}\n[[pipeline]]\nname = \"x\"\nsource = {{ url = \"postgres://a/app\" }}\ntarget = {{ url = \"postgres://b/app\" }}\n");
     assert!(err(&mixed).contains("not both"));
+}
+
+#[test]
+fn a_one_off_full_copy_needs_no_slot_unless_kept() {
+    let full = parse(&format!("{MINIMAL}[sync]\nmode = \"full\"\n")).unwrap();
+    assert!(!full.pipelines[0].sync.uses_slot());
+    let kept = parse(&format!(
+        "{MINIMAL}[sync]\nmode = \"full\"\nkeep_slot = true\n"
+    ))
+    .unwrap();
+    assert!(kept.pipelines[0].sync.uses_slot());
+    let timestamp = parse(&format!("{MINIMAL}[sync]\nmode = \"timestamp\"\n")).unwrap();
+    assert!(!timestamp.pipelines[0].sync.uses_slot());
 }

@@ -1,0 +1,3 @@
+//! PostgreSQL as a target: bulk loading (and, later, applying changes).
+
+pub mod copy;

@@ -1,0 +1,3 @@
+//! PostgreSQL as a source: reading a consistent snapshot (and, later, the change stream).
+
+pub mod snapshot;

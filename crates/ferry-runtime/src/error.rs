@@ -1,0 +1,115 @@
+//! Why a sync stopped, with the table and the fix where there is one.
+//!
+//! Server errors are classified by SQLSTATE into a hint a person can act on (a table
+//! dropped on the source, a constraint the target's existing rows violate, a full disk), and
+//! every error says whether retrying may help (DESIGN.md invariant 7).
+
+use ferry_core::TableName;
+use ferry_pgwire::{is_transient_sqlstate, SqlConnectError};
+use ferry_postgres::schema::create::SchemaError;
+use ferry_postgres::sink::copy::CopyError;
+
+/// A sync that could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("cannot connect to the {side}")]
+    Connect {
+        side: &'static str,
+        #[source]
+        source: SqlConnectError,
+    },
+    #[error("cannot create replication slot {slot:?}")]
+    Slot {
+        slot: String,
+        #[source]
+        source: ferry_pgwire::Error,
+    },
+    #[error(
+        "replication slot {slot:?} already exists: another pipeline or an earlier run uses it; \
+         set another [source] slot, or drop it if nothing uses it: \
+         SELECT pg_drop_replication_slot('{slot}')"
+    )]
+    SlotExists { slot: String },
+    #[error("no table matches [source] tables: run ferry check to see what the patterns select")]
+    NothingSelected,
+    #[error("role {role:?} cannot read {tables}: GRANT SELECT ON TABLE {tables} TO {role_sql};")]
+    Unreadable {
+        role: String,
+        role_sql: String,
+        tables: String,
+    },
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("copying table {table} failed: {hint}")]
+    Copy {
+        table: TableName,
+        hint: String,
+        #[source]
+        source: CopyError,
+    },
+    #[error("{what} failed")]
+    Sql {
+        what: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl SyncError {
+    pub(crate) fn sql(what: &'static str, source: tokio_postgres::Error) -> Self {
+        SyncError::Sql { what, source }
+    }
+
+    pub(crate) fn copy(table: &TableName, source: CopyError) -> Self {
+        let code = source.pg_error().code().map(|c| c.code().to_owned());
+        let hint = match (&source, code.as_deref()) {
+            (CopyError::Source(_), Some("42P01" | "XX000")) => {
+                "the table was dropped or rewritten on the source during the copy; \
+                 remove it from [source] tables, or run the sync again"
+                    .to_owned()
+            }
+            (CopyError::Target(_), Some(c)) if c.starts_with("23") => format!(
+                "rows violate a constraint of the target table; if it held rows before the \
+                 sync, set [sync] on_existing = \"truncate\" or empty {table} first"
+            ),
+            (CopyError::Target(_), Some("53100")) => {
+                "the target ran out of disk space; free space on the target and run the sync again"
+                    .to_owned()
+            }
+            (_, Some("42501")) => {
+                "permission denied; run ferry check for the GRANT that fixes it".to_owned()
+            }
+            (CopyError::Source(_), _) => "reading from the source failed".to_owned(),
+            (CopyError::Target(_), _) => "writing into the target failed".to_owned(),
+        };
+        SyncError::Copy {
+            table: table.clone(),
+            hint,
+            source,
+        }
+    }
+
+    /// Whether running again may succeed without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SyncError::Connect { source, .. } => source.is_transient(),
+            SyncError::Slot { source, .. } => source.is_transient(),
+            SyncError::Schema(e) => e.is_transient(),
+            SyncError::Copy { source, .. } => is_transient_pg(source.pg_error()),
+            SyncError::Sql { source, .. } => is_transient_pg(source),
+            SyncError::SlotExists { .. }
+            | SyncError::NothingSelected
+            | SyncError::Unreadable { .. }
+            | SyncError::Internal(_) => false,
+        }
+    }
+}
+
+fn is_transient_pg(error: &tokio_postgres::Error) -> bool {
+    match error.code() {
+        Some(code) => is_transient_sqlstate(code.code()),
+        None => error.is_closed(),
+    }
+}

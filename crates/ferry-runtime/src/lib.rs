@@ -1,0 +1,13 @@
+//! Ferry's pipelines: what runs, in which order, and what it reports.
+//!
+//! `ferry-postgres` knows how to read and write PostgreSQL; this crate sequences those
+//! pieces into a sync (snapshot, parallel copy, index build; later streaming), reports
+//! progress as events, and classifies failures.
+
+mod error;
+pub mod full_sync;
+pub mod progress;
+
+pub use error::SyncError;
+pub use full_sync::{run_full_sync, FullSyncOptions, SnapshotSource};
+pub use progress::{FullSyncSummary, Progress, SyncEvent};
