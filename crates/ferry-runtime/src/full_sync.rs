@@ -19,18 +19,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ferry_core::Lsn;
+use ferry_core::TableName;
 use ferry_pgwire::{ConnParams, ReplicationClient, SlotOptions, SnapshotAction};
-use ferry_postgres::schema::create::{finish_target, prepare_target, OnExisting};
-use ferry_postgres::schema::ddl::post_load;
+use ferry_postgres::schema::create::{prepare_target, OnExisting};
 use ferry_postgres::schema::read::read_schema;
 use ferry_postgres::schema::SourceSchema;
 use ferry_postgres::sink::copy::copy_chunk;
 use ferry_postgres::source::snapshot::{import_snapshot, plan_chunks, CopyChunk};
 use ferry_postgres::{Plugin, TableSelection};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio_postgres::Client;
 
 use crate::error::SyncError;
+use crate::indexes::build_indexes;
 use crate::progress::{FullSyncSummary, Progress, SyncEvent};
 
 /// Where the consistent snapshot comes from.
@@ -216,14 +218,27 @@ async fn load_and_index(
     });
 
     let schema = Arc::new(schema);
-    let (rows, bytes) = copy_all(&schema, chunks, pairs, progress).await?;
+    let (copied_tx, copied_rx) = tokio::sync::mpsc::unbounded_channel();
+    let indexes = tokio::spawn(build_indexes(
+        options.target.clone(),
+        prepared.filter(&schema),
+        copied_rx,
+        workers,
+    ));
+    let copied = copy_all(&schema, chunks, pairs, progress, copied_tx).await;
+    let (rows, bytes) = match copied {
+        Ok(counts) => counts,
+        Err(e) => {
+            indexes.abort();
+            return Err(e);
+        }
+    };
     let copy_time = started.elapsed();
-
-    let post = post_load(&prepared.filter(&schema));
-    let statements = post.indexes.len() + post.constraints.len() + post.sequences.len();
-    progress.send(SyncEvent::BuildingIndexes { statements });
+    progress.send(SyncEvent::BuildingIndexes);
     let index_started = Instant::now();
-    finish_target(&options.target, &post, workers).await?;
+    indexes
+        .await
+        .map_err(|e| SyncError::Internal(format!("the index builder failed: {e}")))??;
     // One synchronous commit flushes the WAL of every asynchronous commit before it.
     target_control
         .batch_execute("SET synchronous_commit = on; BEGIN; SELECT txid_current(); COMMIT")
@@ -257,6 +272,7 @@ async fn copy_all(
     chunks: Vec<CopyChunk>,
     pairs: Vec<(Client, Client)>,
     progress: &Progress,
+    copied: UnboundedSender<TableName>,
 ) -> Result<(u64, u64), SyncError> {
     let mut tables: Vec<TableProgress> = schema
         .tables
@@ -279,6 +295,7 @@ async fn copy_all(
         let tables = tables.clone();
         let schema = schema.clone();
         let progress = progress.clone();
+        let copied = copied.clone();
         set.spawn(async move {
             while let Some(chunk) = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None) {
                 let table = &schema.tables[chunk.table];
@@ -292,7 +309,9 @@ async fn copy_all(
                 })
                 .await
                 .map_err(|e| SyncError::copy(&table.name, e))?;
-                finish_chunk(&tables, &chunk, table, rows, &progress);
+                if finish_chunk(&tables, &chunk, table, rows, &progress) {
+                    let _ = copied.send(table.name.clone());
+                }
             }
             source
                 .batch_execute("COMMIT")
@@ -343,9 +362,9 @@ fn finish_chunk(
     table: &ferry_postgres::schema::TableDef,
     rows: u64,
     progress: &Progress,
-) {
+) -> bool {
     let Ok(mut tables) = tables.lock() else {
-        return;
+        return false;
     };
     let state = &mut tables[chunk.table];
     state.rows += rows;
@@ -358,6 +377,7 @@ fn finish_chunk(
             bytes: state.bytes,
         });
     }
+    state.chunks_left == 0
 }
 
 async fn connect(params: &ConnParams, side: &'static str) -> Result<Client, SyncError> {

@@ -6,6 +6,7 @@
 
 mod error;
 pub mod full_sync;
+mod indexes;
 pub mod progress;
 
 pub use error::SyncError;

@@ -31,8 +31,9 @@ pub enum SyncEvent {
         rows: u64,
         bytes: u64,
     },
-    /// The copy is done; indexes and constraints are being built.
-    BuildingIndexes { statements: usize },
+    /// The copy is done; the remaining indexes and constraints are being built (those of
+    /// tables copied earlier may already be done).
+    BuildingIndexes,
     /// The whole sync finished.
     Finished(FullSyncSummary),
 }
@@ -44,6 +45,7 @@ pub struct FullSyncSummary {
     pub rows: u64,
     pub bytes: u64,
     pub copy_time: Duration,
+    /// From the end of the copy to the last index built.
     pub index_time: Duration,
     pub total_time: Duration,
     /// The slot's consistent point, when a slot was created and kept.
@@ -66,8 +68,9 @@ impl std::fmt::Display for FullSyncSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "copied {} tables, {} rows, {:.1} MB in {:.1} s ({:.1} MB/s; copy {:.1} s, indexes {:.1} s)",
+            "copied {} {}, {} rows, {:.1} MB in {:.1} s ({:.1} MB/s; copy {:.1} s, indexes {:.1} s)",
             self.tables,
+            if self.tables == 1 { "table" } else { "tables" },
             self.rows,
             self.bytes as f64 / 1e6,
             self.total_time.as_secs_f64(),

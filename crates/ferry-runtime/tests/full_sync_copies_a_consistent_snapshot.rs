@@ -100,4 +100,5 @@ async fn table_split_into_ctid_ranges_is_copied_exactly() {
     let summary = run_full_sync(&opts, &Progress::none()).await.unwrap();
     assert_eq!(summary.rows, 50_000 - 50_000 / 7);
     assert_same(&source, &target, "public.big").await;
+    assert_verified(&source, &target, &["public.big"]).await;
 }

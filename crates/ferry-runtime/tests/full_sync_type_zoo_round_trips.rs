@@ -101,6 +101,13 @@ async fn type_zoo_and_naming_edge_cases_round_trip_exactly() {
     for table in TABLES {
         assert_same(&source, &target, table).await;
     }
+    assert_verified(&source, &target, &["public.*", "\"Sales Dept\".*"]).await;
+    // Every index and key was built (some while other tables were still copying).
+    let indexes = "SELECT string_agg(indexdef, E'\\n' ORDER BY indexdef) FROM pg_indexes \
+                   WHERE schemaname IN ('public', 'Sales Dept')";
+    let on_source = source.psql(indexes).unwrap();
+    assert!(on_source.contains("zoo_pkey"), "{on_source}");
+    assert_eq!(on_source, target.psql(indexes).unwrap());
     // Identity and serial sequences continue after the copied values.
     let next: i32 = target
         .admin_client()
@@ -133,6 +140,7 @@ async fn keyless_table_with_duplicate_rows_keeps_every_copy() {
     )
     .await
     .unwrap();
+    assert_verified(&source, &target, &["public.dups"]).await;
     let counts = target
         .psql("SELECT v, count(*) FROM public.dups GROUP BY v ORDER BY v NULLS LAST")
         .unwrap();

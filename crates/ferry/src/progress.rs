@@ -104,9 +104,9 @@ impl Bars {
                 self.overall
                     .set_message(format!("{}/{} tables", self.tables_done, self.tables_total));
             }
-            SyncEvent::BuildingIndexes { statements } => {
+            SyncEvent::BuildingIndexes => {
                 self.overall.set_message(format!(
-                    "{}/{} tables; building {statements} indexes and constraints",
+                    "{}/{} tables; building the remaining indexes and constraints",
                     self.tables_done, self.tables_total
                 ));
             }
@@ -170,8 +170,8 @@ impl LogLines {
                 self.tables_done += 1;
                 tracing::info!(table = %table, rows, "table copied");
             }
-            SyncEvent::BuildingIndexes { statements } => {
-                tracing::info!(statements, "building indexes and constraints");
+            SyncEvent::BuildingIndexes => {
+                tracing::info!("copy done; building the remaining indexes and constraints");
             }
             SyncEvent::Finished(_) => {}
         }

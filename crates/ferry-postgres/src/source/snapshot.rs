@@ -40,9 +40,13 @@ pub struct CopyChunk {
     pub estimated_bytes: i64,
 }
 
-/// Cuts the tables with storage into chunks, largest first. A table above `split_bytes` is
-/// split into ranges of about `split_bytes` (at least `workers` ranges) when the server can
-/// scan ctid ranges efficiently (`server_version_num >= 140000`).
+/// Chunks are never cut smaller than this: each costs a query and a COPY on both sides.
+pub const MIN_CHUNK_BYTES: i64 = 32 << 20;
+
+/// Cuts the tables with storage into chunks, largest first, when the server can scan ctid
+/// ranges efficiently (`server_version_num >= 140000`). The chunk size aims at about four
+/// chunks per worker over the whole copy, so that workers finish close together, within
+/// [`MIN_CHUNK_BYTES`] and `split_bytes`; a table above it is cut into block ranges.
 pub fn plan_chunks(
     schema: &SourceSchema,
     workers: usize,
@@ -50,6 +54,9 @@ pub fn plan_chunks(
     server_version_num: u32,
 ) -> Vec<CopyChunk> {
     let can_split = server_version_num >= 140_000;
+    let total: i64 = schema.tables.iter().map(|t| t.size_bytes.max(0)).sum();
+    let balanced = total / (workers.max(1) as i64 * 4);
+    let split_bytes = balanced.clamp(MIN_CHUNK_BYTES.min(split_bytes), split_bytes.max(1));
     let mut chunks = Vec::new();
     for (index, table) in schema.tables.iter().enumerate() {
         if !table.has_storage() {

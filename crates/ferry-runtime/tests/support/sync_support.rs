@@ -66,3 +66,25 @@ pub async fn assert_same(source: &TempCluster, target: &TempCluster, table: &str
         "table {table} differs (count, digest): source {s:?}, target {t:?}"
     );
 }
+
+/// Asserts that `ferry verify` finds the selected tables equal on both clusters.
+pub async fn assert_verified(source: &TempCluster, target: &TempCluster, tables: &[&str]) {
+    let selection = TableSelection::parse(
+        &tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        &[],
+    )
+    .unwrap();
+    let report = ferry_postgres::verify::verify(
+        &conn(source, "postgres"),
+        &conn(target, "postgres"),
+        &selection,
+        &ferry_postgres::verify::VerifyOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        report.is_equal(),
+        "ferry verify found differences:\n{report}"
+    );
+    assert!(!report.tables.is_empty());
+}
