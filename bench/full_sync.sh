@@ -8,7 +8,7 @@
 # copy), and the raw binary COPY pipe without indexes and with the PK in place.
 #
 # Usage: bash bench/full_sync.sh [runs]          (default 2; about 3 min per round)
-# Env:   FERRY_WORKERS (default 4), FERRY_BIN (default target/release/ferry, built if missing),
+# Env:   FERRY_WORKERS (default 2, as pgcopydb's 2 table jobs), FERRY_BIN (default target/release/ferry, built if missing),
 #        SHARED_BENCH (default ../shared/bench beside the repository), BENCH_DIR (see lib.sh).
 # Needs root (the servers run as the postgres OS user) and pgcopydb (apt-get install pgcopydb).
 set -euo pipefail
@@ -17,7 +17,7 @@ REPO=$(cd "$HERE/.." && pwd)
 SHARED_BENCH=${SHARED_BENCH:-$(cd "$REPO/../shared/bench" && pwd)}
 source "$SHARED_BENCH/lib.sh"
 RUNS=${1:-2}
-WORKERS=${FERRY_WORKERS:-4}
+WORKERS=${FERRY_WORKERS:-2}
 FERRY=${FERRY_BIN:-$REPO/target/release/ferry}
 
 command -v pgcopydb >/dev/null || apt-get install -y -qq pgcopydb sysstat >/dev/null

@@ -15,12 +15,14 @@
 //!  commands    replication command text per server version
 //!  client      ReplicationClient: connect, simple query, slot commands
 //!  stream      ReplicationStream: CopyBoth with automatic status updates
+//!  copy        COPY TO / FROM passing CopyData messages through unchanged
 //!  sql         tokio-postgres connections from the same settings
 //! ```
 
 mod client;
 pub mod commands;
 pub mod conninfo;
+mod copy;
 mod error;
 pub mod frame;
 pub mod replication;
@@ -36,6 +38,7 @@ pub use client::{
     CreatedSlot, QueryResult, ReplicationClient, SystemInfo, DEFAULT_CONNECT_TIMEOUT,
 };
 pub use commands::{SlotOptions, SnapshotAction};
+pub use copy::{CopyIn, CopyOut};
 pub use conninfo::{ConnParams, SslMode};
 pub use error::{is_transient_sqlstate, DbError, Error, ProtocolError};
 pub use replication::{PrimaryKeepalive, ReplicationMessage, StandbyStatus, XLogData};

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::frame::{BackendMessage, Decoder};
 use crate::transport::Io;
 
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 128 * 1024;
 
 pub(crate) struct Wire {
     io: Box<dyn Io>,
@@ -61,6 +61,39 @@ impl Wire {
                 None => self.fill().await?,
             }
         }
+    }
+
+    /// The longest run of whole CopyData messages at the front of the receive buffer, raw
+    /// (headers included), reading more when there is not one whole message yet. `None`
+    /// when the next message is something else (CopyDone, an error): read it with
+    /// [`Wire::read`]. Frames are length-checked like every other message.
+    pub(crate) async fn read_copy_data_run(&mut self) -> Result<Option<bytes::Bytes>, Error> {
+        loop {
+            let mut end = 0;
+            while let Some(len) = self.decoder.frame_len(&self.read_buf[end..])? {
+                if self.read_buf[end] != b'd' || self.read_buf.len() - end < len {
+                    break;
+                }
+                end += len;
+            }
+            if end > 0 {
+                return Ok(Some(self.read_buf.split_to(end).freeze()));
+            }
+            if self.read_buf.first().is_some_and(|&tag| tag != b'd') {
+                return Ok(None);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Writes `bytes` (already framed messages) as they are, after anything buffered.
+    pub(crate) async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        if !self.write_buf.is_empty() {
+            self.io.write_all(&self.write_buf).await?;
+            self.write_buf.clear();
+        }
+        self.io.write_all(bytes).await?;
+        Ok(())
     }
 
     async fn fill(&mut self) -> Result<(), Error> {

@@ -53,6 +53,12 @@ pub enum SyncError {
         #[source]
         source: tokio_postgres::Error,
     },
+    #[error("{what} failed")]
+    Session {
+        what: &'static str,
+        #[source]
+        source: ferry_pgwire::Error,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -62,8 +68,12 @@ impl SyncError {
         SyncError::Sql { what, source }
     }
 
+    pub(crate) fn session(what: &'static str, source: ferry_pgwire::Error) -> Self {
+        SyncError::Session { what, source }
+    }
+
     pub(crate) fn copy(table: &TableName, source: CopyError) -> Self {
-        let code = source.pg_error().code().map(|c| c.code().to_owned());
+        let code = source.code().map(str::to_owned);
         let hint = match (&source, code.as_deref()) {
             (CopyError::Source(_), Some("42P01" | "XX000")) => {
                 "the table was dropped or rewritten on the source during the copy; \
@@ -97,7 +107,8 @@ impl SyncError {
             SyncError::Connect { source, .. } => source.is_transient(),
             SyncError::Slot { source, .. } => source.is_transient(),
             SyncError::Schema(e) => e.is_transient(),
-            SyncError::Copy { source, .. } => is_transient_pg(source.pg_error()),
+            SyncError::Copy { source, .. } => source.pg_error().is_transient(),
+            SyncError::Session { source, .. } => source.is_transient(),
             SyncError::Sql { source, .. } => is_transient_pg(source),
             SyncError::SlotExists { .. }
             | SyncError::NothingSelected

@@ -25,7 +25,7 @@ use ferry_postgres::schema::create::{prepare_target, OnExisting};
 use ferry_postgres::schema::read::read_schema;
 use ferry_postgres::schema::SourceSchema;
 use ferry_postgres::sink::copy::copy_chunk;
-use ferry_postgres::source::snapshot::{import_snapshot, plan_chunks, CopyChunk};
+use ferry_postgres::source::snapshot::{import_snapshot, import_snapshot_sql, plan_chunks, CopyChunk};
 use ferry_postgres::{Plugin, TableSelection};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
@@ -121,22 +121,20 @@ async fn copy_and_build(
         .map_err(|e| SyncError::sql("reading the server version", e))?
         .get(0);
 
-    // Every worker imports the snapshot now, while the holder still keeps it alive.
+    // Every worker imports the snapshot now, while the holder still keeps it alive. The
+    // workers use Ferry's own client: it passes COPY data through without re-framing it.
     let mut pairs = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let source = connect(&options.source, "source").await?;
+        let mut source = copy_connection(&options.source, "source").await?;
         source
-            .batch_execute(SESSION_SETTINGS)
+            .simple_query(&format!("{SESSION_SETTINGS}; {}", import_snapshot_sql(snapshot)))
             .await
-            .map_err(|e| SyncError::sql("configuring a source session", e))?;
-        import_snapshot(&source, snapshot)
-            .await
-            .map_err(|e| SyncError::sql("importing the snapshot", e))?;
-        let target = connect(&options.target, "target").await?;
+            .map_err(|e| SyncError::session("importing the snapshot", e))?;
+        let mut target = copy_connection(&options.target, "target").await?;
         target
-            .batch_execute(&format!("{SESSION_SETTINGS}; SET synchronous_commit = off"))
+            .simple_query(&format!("{SESSION_SETTINGS}; SET synchronous_commit = off"))
             .await
-            .map_err(|e| SyncError::sql("configuring a target session", e))?;
+            .map_err(|e| SyncError::session("configuring a target session", e))?;
         pairs.push((source, target));
     }
 
@@ -199,7 +197,7 @@ async fn load_and_index(
     target_control: &Client,
     schema: SourceSchema,
     prepared: &ferry_postgres::schema::create::Prepared,
-    pairs: Vec<(Client, Client)>,
+    pairs: Vec<(ReplicationClient, ReplicationClient)>,
     version: i32,
     started: Instant,
 ) -> Result<FullSyncSummary, SyncError> {
@@ -270,7 +268,7 @@ struct TableProgress {
 async fn copy_all(
     schema: &Arc<SourceSchema>,
     chunks: Vec<CopyChunk>,
-    pairs: Vec<(Client, Client)>,
+    pairs: Vec<(ReplicationClient, ReplicationClient)>,
     progress: &Progress,
     copied: UnboundedSender<TableName>,
 ) -> Result<(u64, u64), SyncError> {
@@ -290,7 +288,7 @@ async fn copy_all(
     let queue = Arc::new(Mutex::new(VecDeque::from(chunks)));
     let tables = Arc::new(Mutex::new(tables));
     let mut set = JoinSet::new();
-    for (source, target) in pairs {
+    for (mut source, mut target) in pairs {
         let queue = queue.clone();
         let tables = tables.clone();
         let schema = schema.clone();
@@ -301,7 +299,7 @@ async fn copy_all(
                 let table = &schema.tables[chunk.table];
                 start_table(&tables, &chunk, table, &progress);
                 let name = table.name.clone();
-                let rows = copy_chunk(&source, &target, table, &chunk, |bytes| {
+                let rows = copy_chunk(&mut source, &mut target, table, &chunk, |bytes| {
                     progress.send(SyncEvent::Bytes {
                         table: name.clone(),
                         bytes,
@@ -314,9 +312,11 @@ async fn copy_all(
                 }
             }
             source
-                .batch_execute("COMMIT")
+                .simple_query("COMMIT")
                 .await
-                .map_err(|e| SyncError::sql("ending a snapshot transaction", e))?;
+                .map_err(|e| SyncError::session("ending a snapshot transaction", e))?;
+            source.close().await;
+            target.close().await;
             Ok::<(), SyncError>(())
         });
     }
@@ -378,6 +378,23 @@ fn finish_chunk(
         });
     }
     state.chunks_left == 0
+}
+
+/// A connection of Ferry's own client, for the COPY data path.
+async fn copy_connection(
+    params: &ConnParams,
+    side: &'static str,
+) -> Result<ReplicationClient, SyncError> {
+    ReplicationClient::connect_sql(params)
+        .await
+        .map_err(|source| SyncError::Session {
+            what: if side == "source" {
+                "connecting a copy worker to the source"
+            } else {
+                "connecting a copy worker to the target"
+            },
+            source,
+        })
 }
 
 async fn connect(params: &ConnParams, side: &'static str) -> Result<Client, SyncError> {

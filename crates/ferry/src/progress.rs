@@ -6,7 +6,8 @@
 //! seconds with the same numbers, so a log shows progress without a flood.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ferry_core::TableName;
@@ -17,10 +18,45 @@ use tokio::sync::mpsc::UnboundedReceiver;
 /// How often a log line goes out without a terminal.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
+/// The bars being drawn, if any: log lines must go around them, not through them.
+static BARS: OnceLock<MultiProgress> = OnceLock::new();
+
+/// A `tracing` writer for stderr that hides the progress bars while a line is written, so
+/// log lines and bars do not garble each other.
+#[derive(Default)]
+pub struct LogWriter {
+    line: Vec<u8>,
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        let write = || {
+            let _ = std::io::stderr().write_all(&line);
+        };
+        match BARS.get() {
+            Some(bars) => bars.suspend(write),
+            None => write(),
+        }
+    }
+}
+
 /// Consumes events until the sender is dropped.
 pub async fn display(mut events: UnboundedReceiver<SyncEvent>) {
     if std::io::stderr().is_terminal() {
         let mut bars = Bars::new();
+        let _ = BARS.set(bars.multi.clone());
         while let Some(event) = events.recv().await {
             bars.handle(event);
         }
@@ -105,6 +141,10 @@ impl Bars {
                     .set_message(format!("{}/{} tables", self.tables_done, self.tables_total));
             }
             SyncEvent::BuildingIndexes => {
+                // Estimates are relation sizes, not COPY bytes: the copy is done whatever
+                // the count says.
+                self.overall
+                    .set_position(self.overall.length().unwrap_or_default());
                 self.overall.set_message(format!(
                     "{}/{} tables; building the remaining indexes and constraints",
                     self.tables_done, self.tables_total

@@ -2,19 +2,14 @@
 //!
 //! The bytes of the source's `COPY TO` are valid input for the target's `COPY FROM` in the
 //! same format, so rows pass through without being decoded: in binary when every column
-//! type is built in (see `TableDef::binary_copy_safe`), in text otherwise. The source sends
-//! one CopyData message per row; they are coalesced into larger messages for the target,
-//! which COPY allows (the data stream need not align with rows).
+//! type is built in (see `TableDef::binary_copy_safe`), in text otherwise. Both ends use
+//! Ferry's own protocol client, which hands the source's CopyData messages to the target
+//! unchanged (see `ferry_pgwire::CopyOut`): no per-row work in Ferry at all.
 
-use bytes::{BufMut, BytesMut};
-use futures_util::{SinkExt, StreamExt};
-use tokio_postgres::Client;
+use ferry_pgwire::ReplicationClient;
 
 use crate::schema::TableDef;
 use crate::source::snapshot::{column_list, copy_out_statement, CopyChunk};
-
-/// Bytes gathered before one CopyData message goes to the target.
-const COALESCE_BYTES: usize = 256 * 1024;
 
 /// The `COPY … FROM STDIN` statement loading `table`.
 pub fn copy_in_statement(table: &TableDef, binary: bool) -> String {
@@ -30,58 +25,59 @@ pub fn copy_in_statement(table: &TableDef, binary: bool) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
     #[error("reading from the source failed")]
-    Source(#[source] tokio_postgres::Error),
+    Source(#[source] ferry_pgwire::Error),
     #[error("writing into the target failed")]
-    Target(#[source] tokio_postgres::Error),
+    Target(#[source] ferry_pgwire::Error),
 }
 
 impl CopyError {
-    /// The underlying database error.
-    pub fn pg_error(&self) -> &tokio_postgres::Error {
+    /// The underlying client error.
+    pub fn pg_error(&self) -> &ferry_pgwire::Error {
         match self {
             CopyError::Source(e) | CopyError::Target(e) => e,
         }
+    }
+
+    /// The server's SQLSTATE, when a server reported the failure.
+    pub fn code(&self) -> Option<&str> {
+        self.pg_error().as_db_error().map(|e| e.code())
     }
 }
 
 /// Copies `chunk` of `table` from `source` (inside the snapshot transaction) into `target`.
 /// `on_bytes` hears of every batch of bytes passed on. Returns the rows the target loaded.
 pub async fn copy_chunk(
-    source: &Client,
-    target: &Client,
+    source: &mut ReplicationClient,
+    target: &mut ReplicationClient,
     table: &TableDef,
     chunk: &CopyChunk,
     mut on_bytes: impl FnMut(u64),
 ) -> Result<u64, CopyError> {
     let binary = table.binary_copy_safe();
-    let out = source
+    let mut out = source
         .copy_out(&copy_out_statement(table, chunk, binary))
         .await
         .map_err(CopyError::Source)?;
-    let sink = target
+    let mut load = target
         .copy_in(&copy_in_statement(table, binary))
         .await
         .map_err(CopyError::Target)?;
-    futures_util::pin_mut!(out);
-    futures_util::pin_mut!(sink);
-    let mut buffer = BytesMut::with_capacity(COALESCE_BYTES * 2);
-    while let Some(data) = out.next().await {
-        let data = data.map_err(CopyError::Source)?;
-        buffer.put_slice(&data);
-        if buffer.len() >= COALESCE_BYTES {
-            let len = buffer.len() as u64;
-            sink.send(buffer.split().freeze())
-                .await
-                .map_err(CopyError::Target)?;
-            on_bytes(len);
+    loop {
+        match out.next_frames().await {
+            Ok(Some(frames)) => {
+                load.send_frames(&frames).await.map_err(CopyError::Target)?;
+                on_bytes(frames.len() as u64);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                // Leave the target clean: nothing of this chunk is committed.
+                if let Err(fail) = load.fail("the source COPY failed").await {
+                    tracing::debug!(error = %fail, "aborting the target COPY failed");
+                }
+                return Err(CopyError::Source(e));
+            }
         }
     }
-    if !buffer.is_empty() {
-        let len = buffer.len() as u64;
-        sink.send(buffer.split().freeze())
-            .await
-            .map_err(CopyError::Target)?;
-        on_bytes(len);
-    }
-    sink.as_mut().finish().await.map_err(CopyError::Target)
+    out.finish().await.map_err(CopyError::Source)?;
+    load.finish().await.map_err(CopyError::Target)
 }

@@ -18,14 +18,17 @@ const BLOCK_SIZE: i64 = 8192;
 /// A table smaller than this is copied in one piece.
 pub const DEFAULT_SPLIT_BYTES: i64 = 256 << 20;
 
+/// The statements that start a REPEATABLE READ, READ ONLY transaction seeing `snapshot`.
+pub fn import_snapshot_sql(snapshot: &str) -> String {
+    format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
+        quote_literal(snapshot)
+    )
+}
+
 /// Starts a REPEATABLE READ, READ ONLY transaction on `client` that sees `snapshot`.
 pub async fn import_snapshot(client: &Client, snapshot: &str) -> Result<(), tokio_postgres::Error> {
-    client
-        .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
-            quote_literal(snapshot)
-        ))
-        .await
+    client.batch_execute(&import_snapshot_sql(snapshot)).await
 }
 
 /// One unit of copy work.
