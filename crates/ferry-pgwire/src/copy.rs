@@ -126,7 +126,9 @@ async fn complete(client: &mut ReplicationClient) -> Result<u64, Error> {
     loop {
         match client.wire().read().await? {
             BackendMessage::CommandComplete { tag } => {
-                rows = tag.strip_prefix("COPY ").and_then(|n| n.parse::<u64>().ok());
+                rows = tag
+                    .strip_prefix("COPY ")
+                    .and_then(|n| n.parse::<u64>().ok());
             }
             BackendMessage::ErrorResponse(fields) => {
                 error.get_or_insert(DbError(fields));

@@ -38,8 +38,8 @@ pub use client::{
     CreatedSlot, QueryResult, ReplicationClient, SystemInfo, DEFAULT_CONNECT_TIMEOUT,
 };
 pub use commands::{SlotOptions, SnapshotAction};
-pub use copy::{CopyIn, CopyOut};
 pub use conninfo::{ConnParams, SslMode};
+pub use copy::{CopyIn, CopyOut};
 pub use error::{is_transient_sqlstate, DbError, Error, ProtocolError};
 pub use replication::{PrimaryKeepalive, ReplicationMessage, StandbyStatus, XLogData};
 pub use sql::{connect_sql, SqlConnectError};

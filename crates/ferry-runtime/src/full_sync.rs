@@ -25,7 +25,9 @@ use ferry_postgres::schema::create::{prepare_target, OnExisting};
 use ferry_postgres::schema::read::read_schema;
 use ferry_postgres::schema::SourceSchema;
 use ferry_postgres::sink::copy::copy_chunk;
-use ferry_postgres::source::snapshot::{import_snapshot, import_snapshot_sql, plan_chunks, CopyChunk};
+use ferry_postgres::source::snapshot::{
+    import_snapshot, import_snapshot_sql, plan_chunks, CopyChunk,
+};
 use ferry_postgres::{Plugin, TableSelection};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
@@ -127,7 +129,10 @@ async fn copy_and_build(
     for _ in 0..workers {
         let mut source = copy_connection(&options.source, "source").await?;
         source
-            .simple_query(&format!("{SESSION_SETTINGS}; {}", import_snapshot_sql(snapshot)))
+            .simple_query(&format!(
+                "{SESSION_SETTINGS}; {}",
+                import_snapshot_sql(snapshot)
+            ))
             .await
             .map_err(|e| SyncError::session("importing the snapshot", e))?;
         let mut target = copy_connection(&options.target, "target").await?;

@@ -46,7 +46,7 @@ pub struct CopyChunk {
 /// Chunks are never cut smaller than this: each costs a query and a COPY on both sides.
 pub const MIN_CHUNK_BYTES: i64 = 32 << 20;
 
-/// Cuts the tables with storage into chunks, largest first, when the server can scan ctid
+/// Cuts the tables with storage into chunks, most rows first, when the server can scan ctid
 /// ranges efficiently (`server_version_num >= 140000`). The chunk size aims at about four
 /// chunks per worker over the whole copy, so that workers finish close together, within
 /// [`MIN_CHUNK_BYTES`] and `split_bytes`; a table above it is cut into block ranges.
@@ -93,7 +93,11 @@ pub fn plan_chunks(
             start = end;
         }
     }
-    chunks.sort_by_key(|c| std::cmp::Reverse(c.estimated_bytes));
+    // Tables with the most rows first (their indexes take longest to build, and a table's
+    // indexes are built as soon as it is copied, overlapping the rest of the copy), then
+    // larger chunks first.
+    let rows = |c: &CopyChunk| schema.tables[c.table].estimated_rows.max(0);
+    chunks.sort_by_key(|c| std::cmp::Reverse((rows(c), c.estimated_bytes)));
     chunks
 }
 
