@@ -42,6 +42,6 @@ pub use conninfo::{ConnParams, SslMode};
 pub use copy::{CopyIn, CopyOut};
 pub use error::{is_transient_sqlstate, DbError, Error, ProtocolError};
 pub use replication::{PrimaryKeepalive, ReplicationMessage, StandbyStatus, XLogData};
-pub use sql::{connect_sql, SqlConnectError};
+pub use sql::{connect_sql, is_transient_pg_error, SqlConnectError};
 pub use stream::{ReplicationStream, DEFAULT_STATUS_INTERVAL};
 pub use version::ServerVersion;

@@ -42,6 +42,15 @@ pub(crate) fn error_text(error: &dyn StdError) -> String {
     parts.join(": ")
 }
 
+/// Every name, quoted and comma-separated, as SQL lists them (`GRANT … ON TABLE a, b`).
+pub(crate) fn sql_list(names: &[&TableName]) -> String {
+    names
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Up to five names, then a count of the rest.
 pub(crate) fn list_names(names: &[&TableName]) -> String {
     const SHOWN: usize = 5;

@@ -5,7 +5,7 @@
 //! every error says whether retrying may help (DESIGN.md invariant 7).
 
 use ferry_core::TableName;
-use ferry_pgwire::{is_transient_sqlstate, SqlConnectError};
+use ferry_pgwire::SqlConnectError;
 use ferry_postgres::schema::create::SchemaError;
 use ferry_postgres::sink::copy::CopyError;
 
@@ -109,18 +109,11 @@ impl SyncError {
             SyncError::Schema(e) => e.is_transient(),
             SyncError::Copy { source, .. } => source.pg_error().is_transient(),
             SyncError::Session { source, .. } => source.is_transient(),
-            SyncError::Sql { source, .. } => is_transient_pg(source),
+            SyncError::Sql { source, .. } => ferry_pgwire::is_transient_pg_error(source),
             SyncError::SlotExists { .. }
             | SyncError::NothingSelected
             | SyncError::Unreadable { .. }
             | SyncError::Internal(_) => false,
         }
-    }
-}
-
-fn is_transient_pg(error: &tokio_postgres::Error) -> bool {
-    match error.code() {
-        Some(code) => is_transient_sqlstate(code.code()),
-        None => error.is_closed(),
     }
 }

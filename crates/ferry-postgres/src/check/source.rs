@@ -12,7 +12,7 @@ use ferry_pgwire::{ConnParams, ReplicationClient, SlotOptions, SnapshotAction};
 use tokio_postgres::Client;
 
 use super::report::{CheckItem, Side};
-use super::{connect_failure, error_text, list_names};
+use super::{connect_failure, error_text, list_names, sql_list};
 use crate::catalog::{self, ColumnInfo, ServerInfo, TableInfo};
 use crate::plugin::Plugin;
 use crate::selection::TableSelection;
@@ -546,11 +546,7 @@ fn check_tables(
             "SELECT is granted on every selected table",
         ));
     } else {
-        let list = unreadable
-            .iter()
-            .map(|t| t.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = sql_list(&unreadable);
         items.push(
             CheckItem::fail(
                 SIDE,
@@ -612,13 +608,6 @@ async fn check_publication(
     items: &mut Vec<CheckItem>,
 ) -> Result<(), tokio_postgres::Error> {
     let quoted = quote_ident(name);
-    let table_list = |names: &[&TableName]| {
-        names
-            .iter()
-            .map(|t| t.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     // Partitions are published through their parent.
     let wanted: Vec<&TableName> = tables
         .iter()
@@ -643,7 +632,7 @@ async fn check_publication(
                 .why("creating a publication FOR TABLE needs CREATE on the database and ownership of each table")
                 .fix(format!(
                     "as the tables' owner or a superuser:\nCREATE PUBLICATION {quoted} FOR TABLE {};",
-                    table_list(&wanted)
+                    sql_list(&wanted)
                 )),
             );
         }
@@ -698,7 +687,7 @@ async fn check_publication(
             .why("a table outside the publication sends no changes, and this role may not add it")
             .fix(format!(
                 "as the publication's owner:\nALTER PUBLICATION {quoted} ADD TABLE {};",
-                table_list(&missing)
+                sql_list(&missing)
             )),
         );
     }

@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 
 use super::report::{CheckItem, Side};
 use super::source::SourceFindings;
-use super::{connect_failure, error_text, list_names};
+use super::{connect_failure, error_text, list_names, sql_list};
 use crate::catalog::{self, ColumnInfo};
 
 const SIDE: Side = Side::Target;
@@ -81,11 +81,7 @@ async fn check_with_client(
             ),
         ));
     } else if !lacking.is_empty() {
-        let list = lacking
-            .iter()
-            .map(|t| t.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = sql_list(&lacking);
         items.push(
             CheckItem::fail(
                 SIDE,

@@ -57,7 +57,7 @@ impl VerifyError {
             VerifyError::Connect { source, .. } => source.is_transient(),
             VerifyError::Snapshot { source, .. }
             | VerifyError::Catalog { source, .. }
-            | VerifyError::Table { source, .. } => is_transient_pg(source),
+            | VerifyError::Table { source, .. } => ferry_pgwire::is_transient_pg_error(source),
             VerifyError::NoTables => false,
         }
     }
@@ -108,24 +108,11 @@ impl VerifyError {
     }
 }
 
-/// Whether a tokio-postgres error may pass on retry: by SQLSTATE when the server sent one,
-/// otherwise a closed connection or an I/O failure is.
-fn is_transient_pg(error: &tokio_postgres::Error) -> bool {
-    match error.code() {
-        Some(code) => is_transient_sqlstate(code.code()),
-        None => {
-            error.is_closed()
-                || std::error::Error::source(error)
-                    .is_some_and(|inner| inner.is::<std::io::Error>())
-        }
-    }
-}
-
 /// What the user can do about `error`, by SQLSTATE.
 fn fix_for(error: &tokio_postgres::Error, user: &str, table: Option<&TableName>) -> String {
     let role = quote_ident(user);
     let Some(code) = error.code() else {
-        return if is_transient_pg(error) {
+        return if ferry_pgwire::is_transient_pg_error(error) {
             "the connection was lost: re-run verify".to_owned()
         } else {
             "see the cause below".to_owned()

@@ -4,10 +4,8 @@
 //! Server errors are classified by SQLSTATE only (DESIGN.md invariant 7): the fix text
 //! comes from the code, and so does `is_transient()`.
 
-use std::io;
-
 use ferry_core::TableName;
-use ferry_pgwire::{is_transient_sqlstate, SqlConnectError};
+use ferry_pgwire::SqlConnectError;
 use tokio_postgres::error::SqlState;
 
 /// A failure while reading the schema from the source or creating it on the target.
@@ -81,7 +79,7 @@ impl SchemaError {
             SchemaError::Catalog { source, .. }
             | SchemaError::Sequence { source, .. }
             | SchemaError::Target { source, .. }
-            | SchemaError::Create { source, .. } => is_transient_pg(source),
+            | SchemaError::Create { source, .. } => ferry_pgwire::is_transient_pg_error(source),
             SchemaError::Connect { source } => source.is_transient(),
             SchemaError::TargetNotEmpty { .. }
             | SchemaError::TypeMismatch { .. }
@@ -106,25 +104,6 @@ impl SchemaError {
             source,
         }
     }
-}
-
-/// A server error's code, or a lost connection, decides; anything else (a value of an
-/// unexpected type) is a bug that retrying does not fix.
-fn is_transient_pg(error: &tokio_postgres::Error) -> bool {
-    if let Some(code) = error.code() {
-        return is_transient_sqlstate(code.code());
-    }
-    if error.is_closed() {
-        return true;
-    }
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
-        if inner.is::<io::Error>() {
-            return true;
-        }
-        source = inner.source();
-    }
-    false
 }
 
 fn privilege_fix(error: &tokio_postgres::Error) -> &'static str {
