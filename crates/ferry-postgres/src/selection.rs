@@ -55,6 +55,14 @@ impl TablePattern {
         })
     }
 
+    /// The one table this pattern names, when it has no wildcard.
+    pub fn exact_name(&self) -> Option<TableName> {
+        match (&self.schema, &self.table) {
+            (Part::Exact(schema), Part::Exact(name)) => Some(TableName::new(schema, name)),
+            _ => None,
+        }
+    }
+
     /// Whether `table` matches this pattern.
     pub fn matches(&self, table: &TableName) -> bool {
         self.schema.matches(&table.schema) && self.table.matches(&table.name)

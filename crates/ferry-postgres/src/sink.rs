@@ -1,3 +1,4 @@
 //! PostgreSQL as a target: bulk loading (and, later, applying changes).
 
 pub mod copy;
+pub mod upsert;

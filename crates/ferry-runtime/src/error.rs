@@ -59,6 +59,8 @@ pub enum SyncError {
         #[source]
         source: ferry_pgwire::Error,
     },
+    #[error("table {table} {problem}")]
+    Timestamp { table: TableName, problem: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -113,6 +115,7 @@ impl SyncError {
             SyncError::SlotExists { .. }
             | SyncError::NothingSelected
             | SyncError::Unreadable { .. }
+            | SyncError::Timestamp { .. }
             | SyncError::Internal(_) => false,
         }
     }

@@ -67,7 +67,7 @@ pub struct FullSyncOptions {
 }
 
 /// Session settings that make text COPY output parse back to the same values anywhere.
-const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; \
+pub(crate) const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; \
      SET extra_float_digits = 3; SET bytea_output = 'hex'; SET TimeZone = 'UTC'";
 
 /// Runs a full sync and reports through `progress`.

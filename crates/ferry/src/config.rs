@@ -11,9 +11,13 @@ mod raw;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ferry_core::TableName;
 use ferry_pgwire::commands::validate_slot_name;
 use ferry_pgwire::ConnParams;
-use ferry_postgres::{Plugin, TableSelection};
+use ferry_postgres::{Plugin, TablePattern, TableSelection};
 
 pub use raw::RawFile;
 
@@ -41,6 +45,10 @@ pub struct SourceConfig {
     /// Used with pgoutput only.
     pub publication: String,
     pub tables: TableSelection,
+    /// Timestamp mode: the last-updated column of every table without an override.
+    pub timestamp_column: String,
+    /// Timestamp mode: per-table last-updated columns.
+    pub timestamp_columns: HashMap<TableName, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +94,19 @@ pub struct SyncConfig {
     /// In `full` mode, keep the slot created with the snapshot so incremental sync can
     /// continue from the copy later.
     pub keep_slot: bool,
+    /// Timestamp mode settings.
+    pub timestamp: TimestampSettings,
+}
+
+/// How `mode = "timestamp"` polls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestampSettings {
+    pub poll_interval: Duration,
+    pub batch_rows: usize,
+    pub max_transaction_age: Duration,
+    /// Remove target rows deleted on the source, every `reconcile_interval`.
+    pub reconcile_deletes: bool,
+    pub reconcile_interval: Duration,
 }
 
 impl SyncConfig {
@@ -253,6 +274,27 @@ fn pipeline(
     }
     let tables = TableSelection::parse(&include, &source.exclude.unwrap_or_default())
         .map_err(|m| invalid(f("source.tables"), m))?;
+    let timestamp_column = source
+        .timestamp_column
+        .unwrap_or_else(|| "last_update".to_owned());
+    validate_identifier(&timestamp_column).map_err(|m| invalid(f("source.timestamp_column"), m))?;
+    let mut timestamp_columns = HashMap::new();
+    for (table, column) in source.timestamp_columns.unwrap_or_default() {
+        let field = f(&format!("source.timestamp_columns.{table:?}"));
+        let name = TablePattern::parse(&table)
+            .ok()
+            .and_then(|p| p.exact_name())
+            .ok_or_else(|| {
+                invalid(
+                    &field,
+                    format!(
+                        "{table:?} is not a table name: expected schema.table without wildcards"
+                    ),
+                )
+            })?;
+        validate_identifier(&column).map_err(|m| invalid(&field, m))?;
+        timestamp_columns.insert(name, column);
+    }
 
     match target.kind.as_deref() {
         None | Some("postgres") => {}
@@ -303,6 +345,8 @@ fn pipeline(
             slot,
             publication,
             tables,
+            timestamp_column,
+            timestamp_columns,
         },
         target: TargetConfig {
             conn: target_conn,
@@ -313,8 +357,56 @@ fn pipeline(
             snapshot_workers: u32::try_from(workers).unwrap_or(DEFAULT_SNAPSHOT_WORKERS),
             on_existing,
             keep_slot: sync.keep_slot.unwrap_or(false),
+            timestamp: TimestampSettings {
+                poll_interval: duration(
+                    &f("sync.poll_interval"),
+                    sync.poll_interval.as_deref(),
+                    "5s",
+                )?,
+                batch_rows: match sync.batch_rows {
+                    None => 10_000,
+                    Some(n) if (1..=10_000_000).contains(&n) => n as usize,
+                    Some(n) => {
+                        return Err(invalid(
+                            f("sync.batch_rows"),
+                            format!("{n} is out of range: expected 1 to 10000000"),
+                        ))
+                    }
+                },
+                max_transaction_age: duration(
+                    &f("sync.max_transaction_age"),
+                    sync.max_transaction_age.as_deref(),
+                    "15m",
+                )?,
+                reconcile_deletes: sync.reconcile_deletes.unwrap_or(false),
+                reconcile_interval: duration(
+                    &f("sync.reconcile_interval"),
+                    sync.reconcile_interval.as_deref(),
+                    "10m",
+                )?,
+            },
         },
     })
+}
+
+/// A duration like `500ms`, `5s`, `10m`, `1h 30m`; `default` when absent.
+fn duration(field: &str, text: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+    let text = text.unwrap_or(default);
+    let value = humantime::parse_duration(text).map_err(|_| {
+        invalid(
+            field,
+            format!(
+                "{text:?} is not a duration: expected e.g. \"500ms\", \"5s\", \"10m\" or \"1h\""
+            ),
+        )
+    })?;
+    if value.is_zero() {
+        return Err(invalid(
+            field,
+            format!("{text:?} is zero: expected a positive duration"),
+        ));
+    }
+    Ok(value)
 }
 
 fn validate_pipeline_name(name: &str) -> Result<String, String> {

@@ -1,13 +1,18 @@
 //! `ferry sync`: run a pipeline's sync with progress, then print a summary.
 //!
 //! `mode = "full"` copies every selected table from one consistent snapshot and builds the
-//! target's indexes. The incremental modes arrive with streaming.
+//! target's indexes. `mode = "timestamp"` does the same copy, then polls each table by its
+//! last-updated column until SIGINT or SIGTERM, which finish the batch in flight and exit 0.
+//! The logical-decoding modes arrive with streaming.
 
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use ferry_postgres::schema::create::OnExisting as SchemaOnExisting;
-use ferry_runtime::{run_full_sync, FullSyncOptions, Progress, SnapshotSource};
+use ferry_runtime::{
+    run_full_sync, run_timestamp_sync, FullSyncOptions, Progress, SnapshotSource,
+    TimestampSyncOptions,
+};
 
 use crate::config::{Config, OnExisting, PipelineConfig, SyncMode};
 
@@ -19,9 +24,10 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode
     let pipeline = select(config, only)?;
     match pipeline.sync.mode {
         SyncMode::Full => {}
+        SyncMode::Timestamp => return run_timestamp(pipeline).await,
         other => bail!(
-            "sync.mode = {other:?} is not available yet: this version of Ferry does full copies; \
-             set [sync] mode = \"full\""
+            "sync.mode = \"{other}\" is not available yet: this version of Ferry does full \
+             copies and timestamp polling; set [sync] mode = \"full\" or \"timestamp\""
         ),
     }
     let options = full_sync_options(pipeline);
@@ -40,6 +46,57 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn run_timestamp(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
+    let settings = &pipeline.sync.timestamp;
+    let options = TimestampSyncOptions {
+        full: full_sync_options(pipeline),
+        pipeline: pipeline.name.clone(),
+        progress_schema: pipeline.target.progress_schema.clone(),
+        default_column: pipeline.source.timestamp_column.clone(),
+        columns: pipeline.source.timestamp_columns.clone(),
+        poll_interval: settings.poll_interval,
+        batch_rows: settings.batch_rows,
+        max_transaction_age: settings.max_transaction_age,
+        reconcile_every: settings
+            .reconcile_deletes
+            .then_some(settings.reconcile_interval),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping after the batch in flight");
+        let _ = stop_tx.send(true);
+    });
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let display = tokio::spawn(crate::progress::display(receiver));
+    let result = run_timestamp_sync(&options, &Progress::to(sender), stop_rx).await;
+    let _ = display.await;
+    result.with_context(|| format!("timestamp sync of pipeline {:?} failed", pipeline.name))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, kill).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
 }
 
 fn select<'a>(config: &'a Config, only: Option<&str>) -> anyhow::Result<&'a PipelineConfig> {

@@ -33,6 +33,8 @@ pub struct RawSource {
     pub publication: Option<String>,
     pub tables: Option<Vec<String>>,
     pub exclude: Option<Vec<String>>,
+    pub timestamp_column: Option<String>,
+    pub timestamp_columns: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,4 +52,9 @@ pub struct RawSync {
     pub snapshot_workers: Option<i64>,
     pub on_existing: Option<String>,
     pub keep_slot: Option<bool>,
+    pub poll_interval: Option<String>,
+    pub batch_rows: Option<i64>,
+    pub max_transaction_age: Option<String>,
+    pub reconcile_deletes: Option<bool>,
+    pub reconcile_interval: Option<String>,
 }
