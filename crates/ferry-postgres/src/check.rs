@@ -15,7 +15,7 @@ use ferry_core::TableName;
 use ferry_pgwire::{ConnParams, SqlConnectError};
 
 pub use report::{CheckItem, CheckReport, Side, Status};
-pub use source::{check_source, SourceCheck, SourceFindings};
+pub use source::{check_source, SourceCheck, SourceFindings, TimestampCheck};
 pub use target::{check_target, TargetCheck};
 
 /// Runs the source checks, then the target checks if a target is given.

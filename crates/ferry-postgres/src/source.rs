@@ -1,4 +1,6 @@
-//! PostgreSQL as a source: reading a consistent snapshot (and, later, the change stream).
+//! PostgreSQL as a source: reading a consistent snapshot, polling by timestamp (and, later,
+//! the change stream).
 
 pub mod poll;
 pub mod snapshot;
+pub mod timestamps;

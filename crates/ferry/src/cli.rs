@@ -51,9 +51,28 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         max_differences: usize,
     },
+    /// Prepare the source for a sync mode.
+    Setup {
+        #[command(subcommand)]
+        what: SetupCommand,
+    },
     /// Copy the source into the target (mode = "full"), with progress.
     Sync {
         /// The pipeline to run, when the config has several.
+        #[arg(long)]
+        pipeline: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetupCommand {
+    /// The last-updated column, index and trigger that mode = "timestamp" polls by: printed,
+    /// or run with --apply (idempotent).
+    Timestamps {
+        /// Run the SQL instead of printing it.
+        #[arg(long)]
+        apply: bool,
+        /// Only this pipeline (default: all).
         #[arg(long)]
         pipeline: Option<String>,
     },

@@ -1,5 +1,6 @@
 //! One module per subcommand; each takes the validated config and returns an exit code.
 
 pub mod check;
+pub mod setup;
 pub mod sync;
 pub mod verify;

@@ -49,6 +49,8 @@ pub struct SourceConfig {
     pub timestamp_column: String,
     /// Timestamp mode: per-table last-updated columns.
     pub timestamp_columns: HashMap<TableName, String>,
+    /// Timestamp mode: the schema of the trigger functions `ferry setup timestamps` creates.
+    pub timestamp_function_schema: String,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +280,11 @@ fn pipeline(
         .timestamp_column
         .unwrap_or_else(|| "last_update".to_owned());
     validate_identifier(&timestamp_column).map_err(|m| invalid(f("source.timestamp_column"), m))?;
+    let timestamp_function_schema = source
+        .timestamp_function_schema
+        .unwrap_or_else(|| "public".to_owned());
+    validate_identifier(&timestamp_function_schema)
+        .map_err(|m| invalid(f("source.timestamp_function_schema"), m))?;
     let mut timestamp_columns = HashMap::new();
     for (table, column) in source.timestamp_columns.unwrap_or_default() {
         let field = f(&format!("source.timestamp_columns.{table:?}"));
@@ -347,6 +354,7 @@ fn pipeline(
             tables,
             timestamp_column,
             timestamp_columns,
+            timestamp_function_schema,
         },
         target: TargetConfig {
             conn: target_conn,

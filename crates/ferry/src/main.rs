@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, SetupCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -48,6 +48,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pipeline,
             max_differences,
         } => commands::verify::run(&config, json, pipeline.as_deref(), max_differences).await,
+        Command::Setup {
+            what: SetupCommand::Timestamps { apply, pipeline },
+        } => commands::setup::timestamps(&config, apply, pipeline.as_deref()).await,
         Command::Sync { pipeline } => commands::sync::run(&config, pipeline.as_deref()).await,
     }
 }

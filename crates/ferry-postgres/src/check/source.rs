@@ -5,6 +5,7 @@
 //! name the object and the fix. Nothing persistent is changed: the test slot is temporary and
 //! dropped before the connection closes.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ferry_core::{quote_ident, quote_literal, TableName};
@@ -16,6 +17,7 @@ use super::{connect_failure, error_text, list_names, sql_list};
 use crate::catalog::{self, ColumnInfo, ServerInfo, TableInfo};
 use crate::plugin::Plugin;
 use crate::selection::TableSelection;
+use crate::source::timestamps::{self, TimestampTable};
 
 const SIDE: Side = Side::Source;
 
@@ -35,6 +37,16 @@ pub struct SourceCheck<'a> {
     pub logical_decoding: bool,
     /// Connections the full copy opens in parallel.
     pub snapshot_workers: u32,
+    /// Set in timestamp mode: how tables are polled.
+    pub timestamp: Option<TimestampCheck<'a>>,
+}
+
+/// What the timestamp-mode checks need.
+#[derive(Debug, Clone, Copy)]
+pub struct TimestampCheck<'a> {
+    pub default_column: &'a str,
+    pub columns: &'a HashMap<TableName, String>,
+    pub reconcile_deletes: bool,
 }
 
 /// The items, plus what the target check compares against.
@@ -115,6 +127,9 @@ async fn check_with_client(
             check_publication(client, &info, publication, &selected, &mut out.items).await?;
         }
     }
+    if let Some(timestamp) = cfg.timestamp {
+        check_timestamps(client, &timestamp, &selected, &mut out.items).await;
+    }
     let oids: Vec<u32> = selected.iter().map(|t| t.oid).collect();
     out.columns = catalog::columns(client, &oids).await?;
     out.tables = selected;
@@ -151,6 +166,71 @@ async fn check_connections(
         );
     }
     Ok(())
+}
+
+/// Timestamp mode: each table's column, trigger, index and key; whether the role can see
+/// other sessions' transactions (the horizon); and that deletes need reconciliation.
+async fn check_timestamps(
+    client: &Client,
+    cfg: &TimestampCheck<'_>,
+    tables: &[TableInfo],
+    items: &mut Vec<CheckItem>,
+) {
+    let wanted: Vec<TimestampTable> = tables
+        .iter()
+        .filter(|t| t.relkind == 'r')
+        .map(|t| {
+            let column = cfg
+                .columns
+                .get(&t.name)
+                .map_or(cfg.default_column, String::as_str);
+            TimestampTable::new(t.name.clone(), column)
+        })
+        .collect();
+    match timestamps::inspect(client, &wanted).await {
+        Ok(states) => items.extend(timestamps::check_items(&states)),
+        Err(e) => items.push(
+            CheckItem::fail(
+                SIDE,
+                "timestamp_column",
+                format!("cannot inspect the timestamp columns: {}", error_text(&e)),
+            )
+            .why("timestamp mode reads rows by their last-updated column"),
+        ),
+    }
+    let sees_all = client
+        .query_one(
+            "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                    OR pg_has_role('pg_read_all_stats', 'MEMBER')",
+            &[],
+        )
+        .await
+        .map(|row| row.get::<_, bool>(0))
+        .unwrap_or(false);
+    if sees_all {
+        items.push(CheckItem::pass(
+            SIDE,
+            "timestamp_horizon",
+            "the role sees every session's transaction start, so polling stops below the oldest running transaction",
+        ));
+    } else {
+        items.push(
+            CheckItem::warn(SIDE, "timestamp_horizon", "the role cannot see other sessions' transactions")
+                .why("without it, rows are read only once they are max_transaction_age old, and a transaction running longer than that could be missed")
+                .fix("GRANT pg_read_all_stats TO <role>;   -- as a superuser"),
+        );
+    }
+    if !cfg.reconcile_deletes {
+        items.push(
+            CheckItem::warn(
+                SIDE,
+                "timestamp_deletes",
+                "rows deleted on the source stay in the target",
+            )
+            .why("a deleted row leaves nothing for a poll to find")
+            .fix("set [sync] reconcile_deletes = true to remove them periodically, range by range"),
+        );
+    }
 }
 
 fn check_version(plugin: Plugin, info: &ServerInfo, items: &mut Vec<CheckItem>) {

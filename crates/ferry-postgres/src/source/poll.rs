@@ -43,12 +43,16 @@ pub struct Watermark {
 }
 
 /// The horizon query: the start of the oldest running transaction, or now, bounded below by
-/// `now() - max_transaction_age`. `$1` is the age as an interval text.
+/// `now() - max_transaction_age`. A prepared (two-phase) transaction has no session, so
+/// while one exists the horizon stays `max_transaction_age` behind its preparation.
+/// `$1` is the age as an interval text.
 pub const HORIZON_SQL: &str = "SELECT greatest(
          CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
                    OR pg_has_role('pg_read_all_stats', 'MEMBER')
               THEN least(now(), (SELECT min(xact_start) FROM pg_stat_activity
-                                 WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()))
+                                 WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()),
+                         -- a prepared transaction's rows carry its (unknown) start time
+                         (SELECT min(prepared) FROM pg_prepared_xacts) - $1::interval)
               ELSE now() - $1::interval END,
          now() - $1::interval)::text";
 

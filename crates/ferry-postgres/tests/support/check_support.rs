@@ -50,6 +50,7 @@ impl Source {
             tables: &self.tables,
             logical_decoding: self.logical_decoding,
             snapshot_workers: 4,
+            timestamp: None,
         }
     }
 

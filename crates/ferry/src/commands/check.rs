@@ -4,10 +4,10 @@
 
 use std::process::ExitCode;
 
-use ferry_postgres::check::{run_check, CheckItem, SourceCheck, TargetCheck};
+use ferry_postgres::check::{run_check, CheckItem, SourceCheck, TargetCheck, TimestampCheck};
 use ferry_postgres::Plugin;
 
-use crate::config::{Config, PipelineConfig};
+use crate::config::{Config, PipelineConfig, SyncMode};
 
 /// Runs the checks and prints them; exit status 1 if anything failed.
 pub async fn run(config: &Config, json: bool, only: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -61,6 +61,11 @@ async fn check_pipeline(pipeline: &PipelineConfig) -> ferry_postgres::check::Che
         tables: &pipeline.source.tables,
         logical_decoding: pipeline.sync.uses_slot(),
         snapshot_workers: pipeline.sync.snapshot_workers,
+        timestamp: (pipeline.sync.mode == SyncMode::Timestamp).then(|| TimestampCheck {
+            default_column: &pipeline.source.timestamp_column,
+            columns: &pipeline.source.timestamp_columns,
+            reconcile_deletes: pipeline.sync.timestamp.reconcile_deletes,
+        }),
     };
     let target = TargetCheck {
         conn: &pipeline.target.conn,

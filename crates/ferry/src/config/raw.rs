@@ -35,6 +35,7 @@ pub struct RawSource {
     pub exclude: Option<Vec<String>>,
     pub timestamp_column: Option<String>,
     pub timestamp_columns: Option<std::collections::BTreeMap<String, String>>,
+    pub timestamp_function_schema: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -169,3 +169,51 @@ fn a_one_off_full_copy_needs_no_slot_unless_kept() {
     let timestamp = parse(&format!("{MINIMAL}[sync]\nmode = \"timestamp\"\n")).unwrap();
     assert!(!timestamp.pipelines[0].sync.uses_slot());
 }
+
+#[test]
+fn timestamp_settings_have_defaults_and_named_errors() {
+    let config = parse(&format!("{MINIMAL}[sync]\nmode = \"timestamp\"\n")).unwrap();
+    let p = &config.pipelines[0];
+    assert_eq!(p.source.timestamp_column, "last_update");
+    assert_eq!(p.sync.timestamp.poll_interval, Duration::from_secs(5));
+    assert_eq!(
+        p.sync.timestamp.max_transaction_age,
+        Duration::from_secs(15 * 60)
+    );
+    assert!(!p.sync.timestamp.reconcile_deletes);
+    let text = r#"
+[source]
+url = "postgres://h/d"
+timestamp_column = "changed_at"
+[source.timestamp_columns]
+"public.orders" = "updated"
+'"Sales"."Items"' = "modified"
+[target]
+url = "postgres://t/d"
+[sync]
+mode = "timestamp"
+poll_interval = "500ms"
+reconcile_deletes = true
+reconcile_interval = "1h"
+"#;
+    let p = parse(text).unwrap().pipelines.remove(0);
+    assert_eq!(p.source.timestamp_column, "changed_at");
+    assert_eq!(
+        p.source
+            .timestamp_columns
+            .get(&TableName::new("Sales", "Items"))
+            .map(String::as_str),
+        Some("modified")
+    );
+    assert_eq!(p.sync.timestamp.poll_interval, Duration::from_millis(500));
+    assert!(p.sync.timestamp.reconcile_deletes);
+    let m = err(&format!("{MINIMAL}[sync]\npoll_interval = \"soon\"\n"));
+    assert!(
+        m.starts_with("sync.poll_interval") && m.contains("\"soon\""),
+        "{m}"
+    );
+    let m = err(&format!("{MINIMAL}[sync]\npoll_interval = \"0s\"\n"));
+    assert!(m.contains("zero"), "{m}");
+    let m = err("[source]\nurl = \"postgres://h/d\"\n[source.timestamp_columns]\n\"public.*\" = \"x\"\n[target]\nurl = \"postgres://t/d\"\n");
+    assert!(m.contains("without wildcards"), "{m}");
+}
