@@ -124,26 +124,29 @@ pub async fn free_connections(
 }
 
 /// A replication slot as `pg_replication_slots` shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct SlotInfo {
     pub name: String,
     pub plugin: Option<String>,
     pub slot_type: String,
     pub database: Option<String>,
+    pub temporary: bool,
     pub active: bool,
     pub active_pid: Option<i32>,
+    pub restart_lsn: Option<String>,
+    pub confirmed_flush_lsn: Option<String>,
     /// `reserved`, `extended`, `unreserved` or `lost` (13 and later).
     pub wal_status: Option<String>,
     /// Bytes of WAL the slot keeps from being recycled.
     pub retained_bytes: Option<i64>,
 }
 
-/// The slot named `name`, if it exists.
-pub async fn slot(
+/// Every replication slot of the cluster (`name = None`) or the one named `name`.
+async fn query_slots(
     client: &Client,
     version_num: u32,
-    name: &str,
-) -> Result<Option<SlotInfo>, tokio_postgres::Error> {
+    name: Option<&str>,
+) -> Result<Vec<SlotInfo>, tokio_postgres::Error> {
     let wal_status = if version_num >= 130_000 {
         "wal_status::text"
     } else {
@@ -154,23 +157,51 @@ pub async fn slot(
     } else {
         ("pg_current_xlog_location()", "pg_xlog_location_diff")
     };
+    let temporary = if version_num >= 100_000 {
+        "temporary"
+    } else {
+        "false"
+    };
     let sql = format!(
-        "SELECT slot_name::text, plugin::text, slot_type, database::text, active,
-                active_pid, {wal_status},
+        "SELECT slot_name::text, plugin::text, slot_type, database::text, {temporary}, active,
+                active_pid, restart_lsn::text, confirmed_flush_lsn::text, {wal_status},
                 {diff}({current}, restart_lsn)::int8
-         FROM pg_replication_slots WHERE slot_name = $1"
+         FROM pg_replication_slots WHERE $1::text IS NULL OR slot_name = $1 ORDER BY 1"
     );
-    let row = client.query_opt(&sql, &[&name]).await?;
-    Ok(row.map(|row| SlotInfo {
-        name: row.get(0),
-        plugin: row.get(1),
-        slot_type: row.get(2),
-        database: row.get(3),
-        active: row.get(4),
-        active_pid: row.get(5),
-        wal_status: row.get(6),
-        retained_bytes: row.get(7),
-    }))
+    let rows = client.query(&sql, &[&name]).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| SlotInfo {
+            name: row.get(0),
+            plugin: row.get(1),
+            slot_type: row.get(2),
+            database: row.get(3),
+            temporary: row.get(4),
+            active: row.get(5),
+            active_pid: row.get(6),
+            restart_lsn: row.get(7),
+            confirmed_flush_lsn: row.get(8),
+            wal_status: row.get(9),
+            retained_bytes: row.get(10),
+        })
+        .collect())
+}
+
+/// The slot named `name`, if it exists.
+pub async fn slot(
+    client: &Client,
+    version_num: u32,
+    name: &str,
+) -> Result<Option<SlotInfo>, tokio_postgres::Error> {
+    Ok(query_slots(client, version_num, Some(name)).await?.pop())
+}
+
+/// Every replication slot of the cluster, by name.
+pub async fn slots(
+    client: &Client,
+    version_num: u32,
+) -> Result<Vec<SlotInfo>, tokio_postgres::Error> {
+    query_slots(client, version_num, None).await
 }
 
 /// How a table identifies its rows in UPDATE and DELETE (`relreplident`).

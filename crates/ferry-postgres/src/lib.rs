@@ -11,6 +11,7 @@ mod plugin;
 pub mod schema;
 mod selection;
 pub mod sink;
+pub mod slots;
 pub mod source;
 pub mod verify;
 

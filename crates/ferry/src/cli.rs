@@ -51,6 +51,11 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         max_differences: usize,
     },
+    /// Replication slots of the configured sources: list, drop, clean up orphans.
+    Slots {
+        #[command(subcommand)]
+        what: SlotsCommand,
+    },
     /// Prepare the source for a sync mode.
     Setup {
         #[command(subcommand)]
@@ -75,5 +80,32 @@ pub enum SetupCommand {
         /// Only this pipeline (default: all).
         #[arg(long)]
         pipeline: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SlotsCommand {
+    /// Every slot with its plugin, activity, retained WAL and owner.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop one slot; an active one only with --force, which ends the process holding it.
+    Drop {
+        /// The slot name.
+        name: String,
+        /// End the walsender holding an active slot first.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Drop inactive slots Ferry created that no configured pipeline uses.
+    Cleanup {
+        /// Only slots inactive for at least this long (e.g. 1h; PostgreSQL 17 and later).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Say what would be dropped, drop nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }

@@ -2,5 +2,6 @@
 
 pub mod check;
 pub mod setup;
+pub mod slots;
 pub mod sync;
 pub mod verify;

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, SetupCommand};
+use cli::{Cli, Command, SetupCommand, SlotsCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -48,6 +48,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pipeline,
             max_differences,
         } => commands::verify::run(&config, json, pipeline.as_deref(), max_differences).await,
+        Command::Slots { what } => match what {
+            SlotsCommand::List { json } => commands::slots::list(&config, json).await,
+            SlotsCommand::Drop { name, force } => {
+                commands::slots::drop(&config, &name, force).await
+            }
+            SlotsCommand::Cleanup {
+                older_than,
+                dry_run,
+            } => commands::slots::cleanup(&config, older_than, dry_run).await,
+        },
         Command::Setup {
             what: SetupCommand::Timestamps { apply, pipeline },
         } => commands::setup::timestamps(&config, apply, pipeline.as_deref()).await,
