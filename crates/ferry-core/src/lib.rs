@@ -5,10 +5,12 @@
 //! SQL quoting helper. It does no I/O, so the protocol client, the source and sink code and
 //! the runtime can all depend on it without pulling each other in.
 
+pub mod change;
 mod lsn;
 pub mod quote;
 mod timestamp;
 
+pub use change::{Change, Datum, Relation, RelationColumn, RelationId, Row};
 pub use lsn::{Lsn, ParseLsnError};
 pub use quote::{quote_ident, quote_literal, TableName};
 pub use timestamp::PgTimestamp;
