@@ -51,6 +51,21 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         max_differences: usize,
     },
+    /// Print the source's changes as they happen, from a temporary slot (nothing is left behind).
+    Peek {
+        /// The output plugin to decode with (default: the configured one).
+        #[arg(long)]
+        plugin: Option<ferry_postgres::Plugin>,
+        /// Stop after this many row changes.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = crate::commands::peek::Format::Text)]
+        format: crate::commands::peek::Format,
+        /// The pipeline whose source to peek at (default: the first).
+        #[arg(long)]
+        pipeline: Option<String>,
+    },
     /// Replication slots of the configured sources: list, drop, clean up orphans.
     Slots {
         #[command(subcommand)]

@@ -48,6 +48,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pipeline,
             max_differences,
         } => commands::verify::run(&config, json, pipeline.as_deref(), max_differences).await,
+        Command::Peek {
+            plugin,
+            limit,
+            format,
+            pipeline,
+        } => commands::peek::run(&config, plugin, limit, format, pipeline.as_deref()).await,
         Command::Slots { what } => match what {
             SlotsCommand::List { json } => commands::slots::list(&config, json).await,
             SlotsCommand::Drop { name, force } => {

@@ -1,0 +1,318 @@
+//! `ferry peek`: the decoded change stream of the source, as it happens, from a throwaway
+//! slot: the source document's "test the log plugin" step, done properly.
+//!
+//! A TEMPORARY slot is created (the server drops it when the connection ends, whatever
+//! happens to this process) and streamed from its creation point; each change is printed
+//! with its table, operation, key and values until `--limit` changes or Ctrl-C. With
+//! pgoutput a publication is needed: the configured one if it exists, otherwise a temporary
+//! one for the selected tables, dropped at the end. Values go to stdout because the user
+//! asked to see them; they are never logged.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use ferry_core::{quote_ident, Datum, Relation, RelationId, Row};
+use ferry_pgwire::{ReplicationClient, ReplicationMessage, SlotOptions, SnapshotAction};
+use ferry_postgres::source::decode::pgoutput::PgoutputDecoder;
+use ferry_postgres::{catalog, Plugin};
+use serde_json::{json, Map, Value};
+
+use crate::config::{Config, PipelineConfig};
+
+/// How changes are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One line per change: `INSERT "public"."t" id=1 note='a'`.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Streams and prints changes until `limit` row changes or Ctrl-C.
+pub async fn run(
+    config: &Config,
+    plugin: Option<Plugin>,
+    limit: Option<usize>,
+    format: Format,
+    only: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let pipeline = match only {
+        Some(name) => config.pipelines.iter().find(|p| p.name == name),
+        None => config.pipelines.first(),
+    }
+    .with_context(|| {
+        format!(
+            "no pipeline named {:?} in the config",
+            only.unwrap_or_default()
+        )
+    })?;
+    let plugin = plugin.unwrap_or(pipeline.source.plugin);
+    if plugin != Plugin::Pgoutput {
+        bail!(
+            "ferry peek decodes pgoutput so far; the {plugin} decoder is not built yet: \
+             use --plugin pgoutput"
+        );
+    }
+    let sql = ferry_pgwire::connect_sql(&pipeline.source.conn)
+        .await
+        .context("cannot connect to the source")?;
+    let (publication, temporary_publication) = publication(&sql, pipeline).await?;
+    let result = stream(pipeline, &publication, limit, format).await;
+    if temporary_publication {
+        let drop = format!("DROP PUBLICATION IF EXISTS {}", quote_ident(&publication));
+        if let Err(e) = sql.batch_execute(&drop).await {
+            eprintln!("warning: could not drop the temporary publication: {e}; run {drop}");
+        }
+    }
+    result
+}
+
+/// The configured publication if it exists, else a temporary one for the selected tables.
+async fn publication(
+    sql: &tokio_postgres::Client,
+    pipeline: &PipelineConfig,
+) -> anyhow::Result<(String, bool)> {
+    let configured = &pipeline.source.publication;
+    let exists: bool = sql
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
+            &[configured],
+        )
+        .await?
+        .get(0);
+    if exists {
+        return Ok((configured.clone(), false));
+    }
+    let version: i32 = sql
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .await?
+        .get(0);
+    let tables: Vec<String> = catalog::tables(sql, u32::try_from(version).unwrap_or(0))
+        .await?
+        .into_iter()
+        .filter(|t| t.relkind == 'r' && !t.is_partition && pipeline.source.tables.matches(&t.name))
+        .map(|t| t.name.to_string())
+        .collect();
+    if tables.is_empty() {
+        bail!("[source] tables match no table: nothing to peek at (run ferry check)");
+    }
+    let name = format!("ferry_peek_{}", std::process::id());
+    sql.batch_execute(&format!(
+        "CREATE PUBLICATION {} FOR TABLE {}",
+        quote_ident(&name),
+        tables.join(", ")
+    ))
+    .await
+    .with_context(|| {
+        format!(
+            "publication {configured:?} does not exist and a temporary one cannot be created \
+             (it needs ownership of the tables): create {configured:?} first, see ferry check"
+        )
+    })?;
+    Ok((name, true))
+}
+
+async fn stream(
+    pipeline: &PipelineConfig,
+    publication: &str,
+    limit: Option<usize>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let mut client = ReplicationClient::connect(&pipeline.source.conn)
+        .await
+        .context("cannot open a replication connection to the source (run ferry check)")?;
+    let slot = format!("ferry_peek_{}", std::process::id());
+    let created = client
+        .create_slot(
+            &slot,
+            Plugin::Pgoutput.name(),
+            SlotOptions {
+                temporary: true,
+                snapshot: SnapshotAction::Nothing,
+            },
+        )
+        .await
+        .context("cannot create the temporary slot (run ferry check)")?;
+    eprintln!(
+        "peeking from {} with a temporary slot; Ctrl-C to stop",
+        created.consistent_point
+    );
+    let names = quote_ident(publication);
+    let mut stream = client
+        .start_logical_replication(
+            &slot,
+            created.consistent_point,
+            &[("proto_version", "1"), ("publication_names", &names)],
+        )
+        .await?;
+    let mut decoder = PgoutputDecoder::new();
+    let mut relations: HashMap<RelationId, Relation> = HashMap::new();
+    let mut shown = 0;
+    loop {
+        let message = tokio::select! {
+            message = stream.next() => message?,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let Some(message) = message else { break };
+        let ReplicationMessage::XLogData(data) = message else {
+            continue;
+        };
+        let change = decoder.decode(data.data)?;
+        if let ferry_core::Change::Relation { relation, .. } = &change {
+            relations.insert(relation.id, relation.clone());
+            continue;
+        }
+        let Some(line) = render(&change, &relations, format) else {
+            continue;
+        };
+        println!("{line}");
+        if matches!(
+            change,
+            ferry_core::Change::Insert { .. }
+                | ferry_core::Change::Update { .. }
+                | ferry_core::Change::Delete { .. }
+                | ferry_core::Change::Truncate { .. }
+        ) {
+            shown += 1;
+            if limit.is_some_and(|l| shown >= l) {
+                break;
+            }
+        }
+    }
+    // Closing the connection drops the temporary slot.
+    drop(stream);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(
+    change: &ferry_core::Change,
+    relations: &HashMap<RelationId, Relation>,
+    format: Format,
+) -> Option<String> {
+    use ferry_core::Change::*;
+    let table = |id: &RelationId| {
+        relations.get(id).map_or(format!("relation {}", id.0), |r| {
+            format!("{}.{}", quote_ident(&r.schema), quote_ident(&r.name))
+        })
+    };
+    let (op, fields): (&str, Vec<(&str, Value)>) = match change {
+        Begin { xid, final_lsn, .. } => (
+            "begin",
+            vec![("xid", json!(xid)), ("lsn", json!(final_lsn.to_string()))],
+        ),
+        Commit { end_lsn, .. } => ("commit", vec![("lsn", json!(end_lsn.to_string()))]),
+        Insert { relation, new, .. } => (
+            "insert",
+            vec![
+                ("table", json!(table(relation))),
+                ("new", row(relations.get(relation), new, false)),
+            ],
+        ),
+        Update {
+            relation,
+            key,
+            old,
+            new,
+            ..
+        } => {
+            let mut fields = vec![("table", json!(table(relation)))];
+            if let Some(key) = key {
+                fields.push(("key", row(relations.get(relation), key, true)));
+            }
+            if let Some(old) = old {
+                fields.push(("old", row(relations.get(relation), old, false)));
+            }
+            fields.push(("new", row(relations.get(relation), new, false)));
+            ("update", fields)
+        }
+        Delete {
+            relation, key, old, ..
+        } => {
+            let mut fields = vec![("table", json!(table(relation)))];
+            if let Some(key) = key {
+                fields.push(("key", row(relations.get(relation), key, true)));
+            }
+            if let Some(old) = old {
+                fields.push(("old", row(relations.get(relation), old, false)));
+            }
+            ("delete", fields)
+        }
+        Truncate {
+            relations: ids,
+            cascade,
+            restart_identity,
+            ..
+        } => (
+            "truncate",
+            vec![
+                (
+                    "tables",
+                    json!(ids.iter().map(table).collect::<Vec<_>>()),
+                ),
+                ("cascade", json!(cascade)),
+                ("restart_identity", json!(restart_identity)),
+            ],
+        ),
+        Message {
+            prefix, content, ..
+        } => (
+            "message",
+            vec![
+                ("prefix", json!(prefix)),
+                ("content", json!(String::from_utf8_lossy(content))),
+            ],
+        ),
+        _ => return None,
+    };
+    Some(match format {
+        Format::Json => {
+            let mut object = Map::new();
+            object.insert("op".into(), json!(op));
+            for (name, value) in fields {
+                object.insert(name.into(), value);
+            }
+            Value::Object(object).to_string()
+        }
+        Format::Text => {
+            let parts: Vec<String> = fields
+                .into_iter()
+                .map(|(name, value)| match value {
+                    Value::String(s) if name == "table" => s,
+                    Value::Object(map) => format!(
+                        "{name}({})",
+                        map.iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                    other => format!("{name}={other}"),
+                })
+                .collect();
+            format!("{} {}", op.to_uppercase(), parts.join(" "))
+        }
+    })
+}
+
+/// A tuple as `{column: value}`; with `key_only`, only the replica-identity columns.
+fn row(relation: Option<&Relation>, row: &Row, key_only: bool) -> Value {
+    let mut object = Map::new();
+    for (i, datum) in row.0.iter().enumerate() {
+        let column = relation.and_then(|r| r.columns.get(i));
+        if key_only && !column.is_some_and(|c| c.is_key) {
+            continue;
+        }
+        let name = column.map_or_else(|| format!("${}", i + 1), |c| c.name.clone());
+        let value = match datum {
+            Datum::Null => Value::Null,
+            Datum::UnchangedToast => json!("(unchanged TOAST)"),
+            Datum::Text(bytes) => json!(String::from_utf8_lossy(bytes)),
+            Datum::Binary(bytes) => json!(format!(
+                "\\x{}",
+                bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            )),
+        };
+        object.insert(name, value);
+    }
+    Value::Object(object)
+}
