@@ -1,4 +1,5 @@
-//! PostgreSQL as a target: bulk loading (and, later, applying changes).
+//! PostgreSQL as a target: bulk loading, polled upserts, and the SQL of applied changes.
 
+pub mod apply;
 pub mod copy;
 pub mod upsert;

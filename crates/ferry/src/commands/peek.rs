@@ -246,10 +246,7 @@ fn render(
         } => (
             "truncate",
             vec![
-                (
-                    "tables",
-                    json!(ids.iter().map(table).collect::<Vec<_>>()),
-                ),
+                ("tables", json!(ids.iter().map(table).collect::<Vec<_>>())),
                 ("cascade", json!(cascade)),
                 ("restart_identity", json!(restart_identity)),
             ],

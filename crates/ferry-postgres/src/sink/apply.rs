@@ -1,0 +1,282 @@
+//! Turning decoded changes into SQL for the target: the statement side of incremental apply.
+//!
+//! Each row change becomes one statement whose values are the source's text output as
+//! literals, so the target's input functions parse them (DESIGN.md invariant 6: no value
+//! goes through a Rust type). The rules that make apply exact live here:
+//!
+//! - INSERT uses `OVERRIDING SYSTEM VALUE`, so identity columns keep the source's values.
+//! - UPDATE never writes a column whose value the source did not send (an unchanged TOAST
+//!   value): it is left out of SET, so the target keeps what it has.
+//! - UPDATE and DELETE find the row by the old key (`K` tuple, sent when the key changed),
+//!   else by the key columns of the new tuple; with REPLICA IDENTITY FULL (`O` tuple) by
+//!   every old value with `IS NOT DISTINCT FROM`, touching exactly one row among identical
+//!   duplicates (`ctid = (SELECT ctid … LIMIT 1)`).
+//! - TRUNCATE keeps CASCADE and RESTART IDENTITY.
+//!
+//! Statements are built as text for one multi-statement round trip per batch; the runtime
+//! wraps them in a transaction together with the progress row.
+
+use ferry_core::{quote_ident, quote_literal, Datum, Relation, Row, TableName};
+
+/// Why a change cannot be turned into SQL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("a change refers to relation {0}, which no Relation message described")]
+    UnknownRelation(u32),
+    #[error(
+        "table {table} sent a {op} without any row identity: give it a primary key or \
+         REPLICA IDENTITY FULL on the source (see ferry check)"
+    )]
+    NoIdentity { table: TableName, op: &'static str },
+    #[error("table {table}: a tuple has {got} values for {expected} columns")]
+    ColumnCount {
+        table: TableName,
+        got: usize,
+        expected: usize,
+    },
+    #[error("table {table}: binary values cannot be applied as SQL text; stream without pgoutput's binary option")]
+    Binary { table: TableName },
+}
+
+/// The target table of `relation` (same schema and name).
+pub fn target_table(relation: &Relation) -> TableName {
+    TableName::new(relation.schema.clone(), relation.name.clone())
+}
+
+fn literal(table: &TableName, datum: &Datum) -> Result<Option<String>, ApplyError> {
+    match datum {
+        Datum::Null => Ok(Some("NULL".to_owned())),
+        Datum::UnchangedToast => Ok(None),
+        Datum::Text(bytes) => Ok(Some(quote_literal(&String::from_utf8_lossy(bytes)))),
+        Datum::Binary(_) => Err(ApplyError::Binary {
+            table: table.clone(),
+        }),
+    }
+}
+
+fn check_len(relation: &Relation, row: &Row) -> Result<(), ApplyError> {
+    if row.0.len() != relation.columns.len() {
+        return Err(ApplyError::ColumnCount {
+            table: target_table(relation),
+            got: row.0.len(),
+            expected: relation.columns.len(),
+        });
+    }
+    Ok(())
+}
+
+/// `INSERT` of `new`.
+pub fn insert_sql(relation: &Relation, new: &Row) -> Result<String, ApplyError> {
+    check_len(relation, new)?;
+    let table = target_table(relation);
+    let mut columns = Vec::new();
+    let mut values = Vec::new();
+    for (column, datum) in relation.columns.iter().zip(&new.0) {
+        // A new row never carries an unchanged TOAST value; skip rather than guess.
+        if let Some(value) = literal(&table, datum)? {
+            columns.push(quote_ident(&column.name));
+            values.push(value);
+        }
+    }
+    Ok(format!(
+        "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE VALUES ({})",
+        table.quoted(),
+        columns.join(", "),
+        values.join(", ")
+    ))
+}
+
+/// The WHERE clause finding the old row: by `key` (K tuple), by `old` (O tuple, REPLICA
+/// IDENTITY FULL), or by the key columns of `new` when neither was sent.
+fn row_filter(
+    relation: &Relation,
+    key: Option<&Row>,
+    old: Option<&Row>,
+    new: Option<&Row>,
+    op: &'static str,
+) -> Result<String, ApplyError> {
+    let table = target_table(relation);
+    if let Some(old) = old {
+        check_len(relation, old)?;
+        let mut conditions = Vec::new();
+        for (column, datum) in relation.columns.iter().zip(&old.0) {
+            if let Some(value) = literal(&table, datum)? {
+                conditions.push(format!(
+                    "{} IS NOT DISTINCT FROM {value}",
+                    quote_ident(&column.name)
+                ));
+            }
+        }
+        return Ok(format!(
+            "ctid = (SELECT ctid FROM ONLY {} WHERE {} LIMIT 1)",
+            table.quoted(),
+            conditions.join(" AND ")
+        ));
+    }
+    let source = key.or(new).ok_or(ApplyError::NoIdentity {
+        table: table.clone(),
+        op,
+    })?;
+    check_len(relation, source)?;
+    let mut conditions = Vec::new();
+    for (column, datum) in relation.columns.iter().zip(&source.0) {
+        if !column.is_key {
+            continue;
+        }
+        if let Some(value) = literal(&table, datum)? {
+            conditions.push(format!("{} = {value}", quote_ident(&column.name)));
+        }
+    }
+    if conditions.is_empty() {
+        return Err(ApplyError::NoIdentity { table, op });
+    }
+    Ok(conditions.join(" AND "))
+}
+
+/// `UPDATE` to `new`, leaving unchanged TOAST columns alone. `None` when there is nothing
+/// to set (every sent column unchanged).
+pub fn update_sql(
+    relation: &Relation,
+    key: Option<&Row>,
+    old: Option<&Row>,
+    new: &Row,
+) -> Result<Option<String>, ApplyError> {
+    check_len(relation, new)?;
+    let table = target_table(relation);
+    let mut sets = Vec::new();
+    for (column, datum) in relation.columns.iter().zip(&new.0) {
+        if let Some(value) = literal(&table, datum)? {
+            sets.push(format!("{} = {value}", quote_ident(&column.name)));
+        }
+    }
+    if sets.is_empty() {
+        return Ok(None);
+    }
+    let filter = row_filter(relation, key, old, Some(new), "UPDATE")?;
+    Ok(Some(format!(
+        "UPDATE ONLY {} SET {} WHERE {filter}",
+        table.quoted(),
+        sets.join(", ")
+    )))
+}
+
+/// `DELETE` of the row identified by `key` or `old`.
+pub fn delete_sql(
+    relation: &Relation,
+    key: Option<&Row>,
+    old: Option<&Row>,
+) -> Result<String, ApplyError> {
+    let filter = row_filter(relation, key, old, None, "DELETE")?;
+    Ok(format!(
+        "DELETE FROM ONLY {} WHERE {filter}",
+        target_table(relation).quoted()
+    ))
+}
+
+/// `TRUNCATE` of `relations`, with the source's options.
+pub fn truncate_sql(relations: &[&Relation], cascade: bool, restart_identity: bool) -> String {
+    let names: Vec<String> = relations.iter().map(|r| target_table(r).quoted()).collect();
+    let mut sql = format!("TRUNCATE {}", names.join(", "));
+    if restart_identity {
+        sql.push_str(" RESTART IDENTITY");
+    }
+    if cascade {
+        sql.push_str(" CASCADE");
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use ferry_core::{RelationColumn, RelationId};
+
+    fn relation(identity: char) -> Relation {
+        let column = |name: &str, is_key: bool| RelationColumn {
+            name: name.into(),
+            type_oid: 25,
+            type_modifier: -1,
+            is_key,
+        };
+        Relation {
+            id: RelationId(1),
+            schema: "public".into(),
+            name: "Order".into(),
+            replica_identity: identity,
+            columns: vec![
+                column("id", true),
+                column("note", false),
+                column("big", false),
+            ],
+        }
+    }
+
+    fn text(s: &str) -> Datum {
+        Datum::Text(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn unchanged_toast_columns_are_left_out_of_set() {
+        let new = Row(vec![text("1"), text("it's"), Datum::UnchangedToast]);
+        assert_eq!(
+            update_sql(&relation('d'), None, None, &new)
+                .unwrap()
+                .unwrap(),
+            r#"UPDATE ONLY "public"."Order" SET "id" = '1', "note" = 'it''s' WHERE "id" = '1'"#
+        );
+    }
+
+    #[test]
+    fn key_change_finds_the_row_by_the_old_key() {
+        let key = Row(vec![text("1"), Datum::Null, Datum::Null]);
+        let new = Row(vec![text("2"), text("n"), text("b")]);
+        let sql = update_sql(&relation('d'), Some(&key), None, &new)
+            .unwrap()
+            .unwrap();
+        assert!(sql.ends_with(r#"WHERE "id" = '1'"#), "{sql}");
+    }
+
+    #[test]
+    fn replica_identity_full_touches_one_row_matching_nulls() {
+        let old = Row(vec![text("1"), Datum::Null, text("b")]);
+        let sql = delete_sql(&relation('f'), None, Some(&old)).unwrap();
+        assert_eq!(
+            sql,
+            r#"DELETE FROM ONLY "public"."Order" WHERE ctid = (SELECT ctid FROM ONLY "public"."Order" WHERE "id" IS NOT DISTINCT FROM '1' AND "note" IS NOT DISTINCT FROM NULL AND "big" IS NOT DISTINCT FROM 'b' LIMIT 1)"#
+        );
+    }
+
+    #[test]
+    fn inserts_override_identity_and_truncate_keeps_options() {
+        let new = Row(vec![text("1"), Datum::Null, text(r"a\b")]);
+        assert_eq!(
+            insert_sql(&relation('d'), &new).unwrap(),
+            r#"INSERT INTO "public"."Order" ("id", "note", "big") OVERRIDING SYSTEM VALUE VALUES ('1', NULL, E'a\\b')"#
+        );
+        let r = relation('d');
+        assert_eq!(
+            truncate_sql(&[&r], true, true),
+            r#"TRUNCATE "public"."Order" RESTART IDENTITY CASCADE"#
+        );
+    }
+
+    #[test]
+    fn missing_identity_and_wrong_arity_are_errors() {
+        let mut keyless = relation('d');
+        keyless.columns.iter_mut().for_each(|c| c.is_key = false);
+        let row = Row(vec![text("1"), text("n"), text("b")]);
+        assert!(matches!(
+            delete_sql(&keyless, None, None),
+            Err(ApplyError::NoIdentity { .. })
+        ));
+        assert!(matches!(
+            update_sql(&keyless, None, None, &row),
+            Err(ApplyError::NoIdentity { .. })
+        ));
+        assert!(matches!(
+            insert_sql(&relation('d'), &Row(vec![text("1")])),
+            Err(ApplyError::ColumnCount { .. })
+        ));
+    }
+}
