@@ -27,6 +27,30 @@ pub struct Config {
     pub pipelines: Vec<PipelineConfig>,
 }
 
+impl Config {
+    /// The pipelines a command acts on: the one named `only`, or all. An unknown name is an
+    /// error that lists the configured ones.
+    pub fn select(&self, only: Option<&str>) -> Result<Vec<&PipelineConfig>, ConfigError> {
+        let chosen: Vec<&PipelineConfig> = self
+            .pipelines
+            .iter()
+            .filter(|p| only.is_none_or(|name| p.name == name))
+            .collect();
+        if chosen.is_empty() {
+            let names: Vec<&str> = self.pipelines.iter().map(|p| p.name.as_str()).collect();
+            return Err(invalid(
+                "--pipeline",
+                format!(
+                    "no pipeline named {:?}: the config has {}",
+                    only.unwrap_or_default(),
+                    names.join(", ")
+                ),
+            ));
+        }
+        Ok(chosen)
+    }
+}
+
 /// One source, one target, and how to sync them.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {

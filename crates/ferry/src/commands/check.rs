@@ -11,19 +11,7 @@ use crate::config::{Config, PipelineConfig, SyncMode};
 
 /// Runs the checks and prints them; exit status 1 if anything failed.
 pub async fn run(config: &Config, json: bool, only: Option<&str>) -> anyhow::Result<ExitCode> {
-    let pipelines: Vec<&PipelineConfig> = config
-        .pipelines
-        .iter()
-        .filter(|p| only.is_none_or(|name| p.name == name))
-        .collect();
-    if pipelines.is_empty() {
-        let names: Vec<&str> = config.pipelines.iter().map(|p| p.name.as_str()).collect();
-        anyhow::bail!(
-            "no pipeline named {:?}: the config has {}",
-            only.unwrap_or_default(),
-            names.join(", ")
-        );
-    }
+    let pipelines = config.select(only)?;
     let mut failed = false;
     let mut json_items = Vec::new();
     for pipeline in &pipelines {

@@ -216,26 +216,14 @@ fn render(
             new,
             ..
         } => {
-            let mut fields = vec![("table", json!(table(relation)))];
-            if let Some(key) = key {
-                fields.push(("key", row(relations.get(relation), key, true)));
-            }
-            if let Some(old) = old {
-                fields.push(("old", row(relations.get(relation), old, false)));
-            }
+            let mut fields = identity(table(relation), relations.get(relation), key, old);
             fields.push(("new", row(relations.get(relation), new, false)));
             ("update", fields)
         }
         Delete {
             relation, key, old, ..
         } => {
-            let mut fields = vec![("table", json!(table(relation)))];
-            if let Some(key) = key {
-                fields.push(("key", row(relations.get(relation), key, true)));
-            }
-            if let Some(old) = old {
-                fields.push(("old", row(relations.get(relation), old, false)));
-            }
+            let fields = identity(table(relation), relations.get(relation), key, old);
             ("delete", fields)
         }
         Truncate {
@@ -289,6 +277,24 @@ fn render(
             format!("{} {}", op.to_uppercase(), parts.join(" "))
         }
     })
+}
+
+/// The table and whichever identity of the old row the change carries: the key (`K`) or
+/// the whole old row (`O`, REPLICA IDENTITY FULL).
+fn identity(
+    table: String,
+    relation: Option<&Relation>,
+    key: &Option<Row>,
+    old: &Option<Row>,
+) -> Vec<(&'static str, Value)> {
+    let mut fields = vec![("table", json!(table))];
+    if let Some(key) = key {
+        fields.push(("key", row(relation, key, true)));
+    }
+    if let Some(old) = old {
+        fields.push(("old", row(relation, old, false)));
+    }
+    fields
 }
 
 /// A tuple as `{column: value}`; with `key_only`, only the replica-identity columns.

@@ -18,13 +18,7 @@ pub async fn timestamps(
     apply: bool,
     only: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let mut matched = false;
-    for pipeline in config
-        .pipelines
-        .iter()
-        .filter(|p| only.is_none_or(|name| p.name == name))
-    {
-        matched = true;
+    for pipeline in config.select(only)? {
         let client = ferry_pgwire::connect_sql(&pipeline.source.conn)
             .await
             .with_context(|| {
@@ -65,11 +59,6 @@ pub async fn timestamps(
             );
         }
     }
-    anyhow::ensure!(
-        matched,
-        "no pipeline named {:?} in the config",
-        only.unwrap_or_default()
-    );
     Ok(ExitCode::SUCCESS)
 }
 

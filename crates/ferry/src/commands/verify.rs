@@ -21,13 +21,7 @@ pub async fn run(
         ..VerifyOptions::default()
     };
     let mut equal = true;
-    let mut matched = false;
-    for pipeline in config
-        .pipelines
-        .iter()
-        .filter(|p| only.is_none_or(|name| p.name == name))
-    {
-        matched = true;
+    for pipeline in config.select(only)? {
         let report = verify(
             &pipeline.source.conn,
             &pipeline.target.conn,
@@ -46,11 +40,6 @@ pub async fn run(
             println!("{report}");
         }
     }
-    anyhow::ensure!(
-        matched,
-        "no pipeline named {:?} in the config",
-        only.unwrap_or_default()
-    );
     Ok(if equal {
         ExitCode::SUCCESS
     } else {
