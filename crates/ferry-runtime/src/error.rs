@@ -45,7 +45,7 @@ pub enum SyncError {
         table: TableName,
         hint: String,
         #[source]
-        source: CopyError,
+        source: Box<CopyError>,
     },
     #[error("{what} failed")]
     Sql {
@@ -99,7 +99,7 @@ impl SyncError {
         SyncError::Copy {
             table: table.clone(),
             hint,
-            source,
+            source: Box::new(source),
         }
     }
 

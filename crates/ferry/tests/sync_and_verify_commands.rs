@@ -117,12 +117,52 @@ fn sync_refuses_a_non_empty_target_table_without_on_existing() {
 }
 
 #[test]
-fn incremental_modes_say_they_are_not_available_yet() {
+fn streaming_survives_a_source_restart_and_stops_cleanly_on_sigterm() {
     let source = TempCluster::new().unwrap();
     let target = TempCluster::new().unwrap();
+    source
+        .psql("CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t VALUES (1, 'copied');")
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &source, &target, "mode = \"full+incremental\"");
-    let out = ferry(&["sync", "-c", cfg.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("set [sync] mode = \"full\""));
+    let sync = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["sync", "-c", cfg.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = |sql: &str, expected: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if target.psql(sql).unwrap_or_default().trim() == expected {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sql} never gave {expected}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    until("SELECT count(*) FROM public.t", "1");
+    source
+        .psql("INSERT INTO public.t VALUES (2, 'streamed')")
+        .unwrap();
+    until("SELECT count(*) FROM public.t", "2");
+    source.restart().unwrap();
+    source
+        .psql("INSERT INTO public.t VALUES (3, 'after restart')")
+        .unwrap();
+    until("SELECT count(*) FROM public.t", "3");
+    std::process::Command::new("kill")
+        .args(["-TERM", &sync.id().to_string()])
+        .status()
+        .unwrap();
+    let out = sync.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("retrying"),
+        "{}",
+        text(&out)
+    );
 }

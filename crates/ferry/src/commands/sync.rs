@@ -3,15 +3,16 @@
 //! `mode = "full"` copies every selected table from one consistent snapshot and builds the
 //! target's indexes. `mode = "timestamp"` does the same copy, then polls each table by its
 //! last-updated column until SIGINT or SIGTERM, which finish the batch in flight and exit 0.
-//! The logical-decoding modes arrive with streaming.
+//! `full+incremental` and `incremental` copy (or not), then stream with pgoutput until SIGINT
+//! or SIGTERM, retrying transient failures.
 
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use ferry_postgres::schema::create::OnExisting as SchemaOnExisting;
 use ferry_runtime::{
-    run_full_sync, run_timestamp_sync, FullSyncOptions, Progress, SnapshotSource,
-    TimestampSyncOptions,
+    run_full_sync, run_stream_sync, run_timestamp_sync, FullSyncOptions, Progress, SnapshotSource,
+    StreamSyncOptions, TimestampSyncOptions,
 };
 
 use crate::config::{Config, OnExisting, PipelineConfig, SyncMode};
@@ -25,10 +26,15 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode
     match pipeline.sync.mode {
         SyncMode::Full => {}
         SyncMode::Timestamp => return run_timestamp(pipeline).await,
-        other => bail!(
-            "sync.mode = \"{other}\" is not available yet: this version of Ferry does full \
-             copies and timestamp polling; set [sync] mode = \"full\" or \"timestamp\""
-        ),
+        SyncMode::Incremental | SyncMode::FullAndIncremental => {
+            if pipeline.source.plugin != ferry_postgres::Plugin::Pgoutput {
+                bail!(
+                    "sync.mode = \"{}\" streams with pgoutput only so far: set [source] plugin = \"pgoutput\"",
+                    pipeline.sync.mode
+                );
+            }
+            return run_stream(pipeline).await;
+        }
     }
     let options = full_sync_options(pipeline);
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
@@ -75,6 +81,63 @@ async fn run_timestamp(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
     let _ = display.await;
     result.with_context(|| format!("timestamp sync of pipeline {:?} failed", pipeline.name))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Longest wait between two attempts after a transient failure.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Copies (unless `incremental`), then streams until SIGINT or SIGTERM. A transient failure
+/// (a server restarting, a dropped connection) is retried forever with exponential backoff
+/// and jitter, each retry logged; the stored position makes every retry exact.
+async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
+    let options = StreamSyncOptions {
+        full: full_sync_options(pipeline),
+        copy_first: pipeline.sync.mode == SyncMode::FullAndIncremental,
+        slot: pipeline.source.slot.clone(),
+        publication: pipeline.source.publication.clone(),
+        pipeline: pipeline.name.clone(),
+        progress_schema: pipeline.target.progress_schema.clone(),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(
+            "stopping: the transaction in flight is rolled back and sent again next time"
+        );
+        let _ = stop_tx.send(true);
+    });
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let display = tokio::spawn(crate::progress::display(receiver));
+    let progress = Progress::to(sender);
+    let mut backoff = std::time::Duration::from_secs(1);
+    let result = loop {
+        match run_stream_sync(&options, &progress, stop_rx.clone()).await {
+            Ok(()) => break Ok(()),
+            Err(e) if e.is_transient() && !*stop_rx.borrow() => {
+                let wait = backoff + jitter(backoff);
+                tracing::warn!(error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "transient failure; retrying");
+                let mut stop = stop_rx.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => break Ok(()),
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    drop(progress);
+    let _ = display.await;
+    result.with_context(|| format!("sync of pipeline {:?} stopped", pipeline.name))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Up to a quarter of `base`, so that many pipelines do not retry in lockstep.
+fn jitter(base: std::time::Duration) -> std::time::Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    base / 4 * (nanos % 1000) / 1000
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, kill).
