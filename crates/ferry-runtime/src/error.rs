@@ -59,6 +59,12 @@ pub enum SyncError {
         #[source]
         source: ferry_pgwire::Error,
     },
+    #[error(
+        "an earlier run of pipeline {pipeline:?} stopped during its initial copy into tables \
+         that already held rows (on_existing = \"append\"), so its rows cannot be told from \
+         the target's own: empty those tables or set on_existing = \"truncate\", then run again"
+    )]
+    CopyInterrupted { pipeline: String },
     #[error("table {table} {problem}")]
     Timestamp { table: TableName, problem: String },
     #[error("internal error: {0}")]
@@ -116,6 +122,7 @@ impl SyncError {
             | SyncError::NothingSelected
             | SyncError::Unreadable { .. }
             | SyncError::Timestamp { .. }
+            | SyncError::CopyInterrupted { .. }
             | SyncError::Internal(_) => false,
         }
     }

@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use crate::error::SyncError;
 use crate::full_sync::{run_full_sync, FullSyncOptions, SnapshotSource, SESSION_SETTINGS};
 use crate::progress::Progress;
+use ferry_postgres::schema::create::OnExisting;
 
 /// Statements are sent to the target once this much SQL has gathered, even mid-transaction.
 const FLUSH_BYTES: usize = 1 << 20;
@@ -55,20 +56,17 @@ pub async fn run_stream_sync(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SyncError> {
     let mut target = session(&options.full.target).await?;
-    let mut start = stored_position(options, &mut target).await?;
-    if start.is_none() {
-        ensure_publication(options).await?;
-        let position = initial_position(options, progress).await?;
-        target
-            .simple_query(&format!(
-                "SET synchronous_commit = on; BEGIN; {}; COMMIT",
-                save_position_sql(options, position)
-            ))
-            .await
-            .map_err(|e| SyncError::session("storing the start position", e))?;
-        start = Some(position);
-    }
-    let start = start.unwrap_or(Lsn::ZERO);
+    let start = match stored_position(options, &mut target).await? {
+        Some(lsn) if !lsn.is_zero() => lsn,
+        // No position yet, or 0/0: a first run that stopped before its copy finished.
+        marker => {
+            ensure_publication(options).await?;
+            save_position(options, &mut target, Lsn::ZERO).await?;
+            let position = initial_position(options, progress, marker.is_some()).await?;
+            save_position(options, &mut target, position).await?;
+            position
+        }
+    };
     tracing::info!(slot = %options.slot, lsn = %start, "streaming");
     let client = ReplicationClient::connect(&options.full.source)
         .await
@@ -282,6 +280,22 @@ fn save_position_sql(options: &StreamSyncOptions, lsn: Lsn) -> String {
     )
 }
 
+/// Stores `lsn` as the pipeline's position, durably (0/0 marks a copy in progress).
+async fn save_position(
+    options: &StreamSyncOptions,
+    target: &mut ReplicationClient,
+    lsn: Lsn,
+) -> Result<(), SyncError> {
+    target
+        .simple_query(&format!(
+            "SET synchronous_commit = on; BEGIN; {}; COMMIT",
+            save_position_sql(options, lsn)
+        ))
+        .await
+        .map_err(|e| SyncError::session("storing the position", e))?;
+    Ok(())
+}
+
 /// The stored position of this pipeline, creating the progress table if needed.
 async fn stored_position(
     options: &StreamSyncOptions,
@@ -358,13 +372,29 @@ async fn ensure_publication(options: &StreamSyncOptions) -> Result<(), SyncError
 }
 
 /// The position streaming starts from on a first run: the consistent point of a slot
-/// created with the copy's snapshot, or of a new slot when there is no copy.
+/// created with the copy's snapshot, or of a new slot when there is no copy. After an
+/// interrupted first run (`again`), its slot is dropped and the copy starts over, emptying
+/// the tables it had begun to fill.
 async fn initial_position(
     options: &StreamSyncOptions,
     progress: &Progress,
+    again: bool,
 ) -> Result<Lsn, SyncError> {
+    let mut full = options.full.clone();
+    if again {
+        drop_stale_slot(options).await?;
+        drop_unfinished_tables(options).await?;
+        full.on_existing = match full.on_existing {
+            OnExisting::Error | OnExisting::Truncate => OnExisting::Truncate,
+            OnExisting::Append => {
+                return Err(SyncError::CopyInterrupted {
+                    pipeline: options.pipeline.clone(),
+                })
+            }
+        };
+        tracing::warn!(pipeline = %options.pipeline, "an earlier run stopped during its copy; copying again");
+    }
     if options.copy_first {
-        let mut full = options.full.clone();
         full.snapshot = SnapshotSource::Slot {
             name: options.slot.clone(),
             plugin: Plugin::Pgoutput,
@@ -397,4 +427,79 @@ async fn initial_position(
         })?;
     client.close().await;
     Ok(created.consistent_point)
+}
+
+/// Drops the slot an interrupted first run left behind (ending a walsender that still
+/// holds it), if there is one.
+async fn drop_stale_slot(options: &StreamSyncOptions) -> Result<(), SyncError> {
+    let client = ferry_pgwire::connect_sql(&options.full.source)
+        .await
+        .map_err(|source| SyncError::Connect {
+            side: "source",
+            source,
+        })?;
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .await
+        .map_err(|e| SyncError::sql("reading the server version", e))?
+        .get(0);
+    let version = u32::try_from(version).unwrap_or(0);
+    match ferry_postgres::slots::drop_slot(&client, version, &options.slot, true).await {
+        Ok(_) | Err(ferry_postgres::slots::SlotError::NotFound(_)) => Ok(()),
+        Err(e) => Err(SyncError::Internal(format!("dropping the stale slot: {e}"))),
+    }
+}
+
+/// Drops the target tables an interrupted copy created: selected tables that have no index
+/// on the target while the source table has a primary key (the copy builds keys last, so a
+/// table it did not finish has none). They are created again, with their keys, by the new
+/// copy; other existing tables are emptied by it.
+async fn drop_unfinished_tables(options: &StreamSyncOptions) -> Result<(), SyncError> {
+    let source = ferry_pgwire::connect_sql(&options.full.source)
+        .await
+        .map_err(|source| SyncError::Connect {
+            side: "source",
+            source,
+        })?;
+    let version: i32 = source
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .await
+        .map_err(|e| SyncError::sql("reading the server version", e))?
+        .get(0);
+    let keyed: Vec<ferry_core::TableName> =
+        ferry_postgres::catalog::tables(&source, u32::try_from(version).unwrap_or(0))
+            .await
+            .map_err(|e| SyncError::sql("listing tables", e))?
+            .into_iter()
+            .filter(|t| t.has_primary_key && options.full.tables.matches(&t.name))
+            .map(|t| t.name)
+            .collect();
+    let target = ferry_pgwire::connect_sql(&options.full.target)
+        .await
+        .map_err(|source| SyncError::Connect {
+            side: "target",
+            source,
+        })?;
+    for table in keyed {
+        let unfinished: bool = target
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                WHERE n.nspname = $1 AND c.relname = $2)
+                        AND NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+                                        JOIN pg_namespace n ON n.oid = c.relnamespace
+                                        WHERE n.nspname = $1 AND c.relname = $2)",
+                &[&table.schema, &table.name],
+            )
+            .await
+            .map_err(|e| SyncError::sql("inspecting target tables", e))?
+            .get(0);
+        if unfinished {
+            target
+                .batch_execute(&format!("DROP TABLE {} CASCADE", table.quoted()))
+                .await
+                .map_err(|e| SyncError::sql("dropping a partly copied table", e))?;
+            tracing::warn!(table = %table, "dropped a table the interrupted copy had not finished");
+        }
+    }
+    Ok(())
 }
