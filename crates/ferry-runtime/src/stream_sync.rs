@@ -324,14 +324,27 @@ async fn stored_position(
     .transpose()
 }
 
-/// Creates the publication for the selected tables when it does not exist.
-async fn ensure_publication(options: &StreamSyncOptions) -> Result<(), SyncError> {
+/// A SQL connection to the source and its `server_version_num`.
+async fn source_catalog(
+    options: &StreamSyncOptions,
+) -> Result<(tokio_postgres::Client, u32), SyncError> {
     let client = ferry_pgwire::connect_sql(&options.full.source)
         .await
         .map_err(|source| SyncError::Connect {
             side: "source",
             source,
         })?;
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .await
+        .map_err(|e| SyncError::sql("reading the server version", e))?
+        .get(0);
+    Ok((client, u32::try_from(version).unwrap_or(0)))
+}
+
+/// Creates the publication for the selected tables when it does not exist.
+async fn ensure_publication(options: &StreamSyncOptions) -> Result<(), SyncError> {
+    let (client, version) = source_catalog(options).await?;
     let exists: bool = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
@@ -343,19 +356,13 @@ async fn ensure_publication(options: &StreamSyncOptions) -> Result<(), SyncError
     if exists {
         return Ok(());
     }
-    let version: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+    let tables: Vec<String> = ferry_postgres::catalog::tables(&client, version)
         .await
-        .map_err(|e| SyncError::sql("reading the server version", e))?
-        .get(0);
-    let tables: Vec<String> =
-        ferry_postgres::catalog::tables(&client, u32::try_from(version).unwrap_or(0))
-            .await
-            .map_err(|e| SyncError::sql("listing tables", e))?
-            .into_iter()
-            .filter(|t| !t.is_partition && options.full.tables.matches(&t.name))
-            .map(|t| t.name.to_string())
-            .collect();
+        .map_err(|e| SyncError::sql("listing tables", e))?
+        .into_iter()
+        .filter(|t| !t.is_partition && options.full.tables.matches(&t.name))
+        .map(|t| t.name.to_string())
+        .collect();
     if tables.is_empty() {
         return Err(SyncError::NothingSelected);
     }
@@ -432,18 +439,7 @@ async fn initial_position(
 /// Drops the slot an interrupted first run left behind (ending a walsender that still
 /// holds it), if there is one.
 async fn drop_stale_slot(options: &StreamSyncOptions) -> Result<(), SyncError> {
-    let client = ferry_pgwire::connect_sql(&options.full.source)
-        .await
-        .map_err(|source| SyncError::Connect {
-            side: "source",
-            source,
-        })?;
-    let version: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::int4", &[])
-        .await
-        .map_err(|e| SyncError::sql("reading the server version", e))?
-        .get(0);
-    let version = u32::try_from(version).unwrap_or(0);
+    let (client, version) = source_catalog(options).await?;
     match ferry_postgres::slots::drop_slot(&client, version, &options.slot, true).await {
         Ok(_) | Err(ferry_postgres::slots::SlotError::NotFound(_)) => Ok(()),
         Err(e) => Err(SyncError::Internal(format!("dropping the stale slot: {e}"))),
@@ -455,25 +451,14 @@ async fn drop_stale_slot(options: &StreamSyncOptions) -> Result<(), SyncError> {
 /// table it did not finish has none). They are created again, with their keys, by the new
 /// copy; other existing tables are emptied by it.
 async fn drop_unfinished_tables(options: &StreamSyncOptions) -> Result<(), SyncError> {
-    let source = ferry_pgwire::connect_sql(&options.full.source)
+    let (source, version) = source_catalog(options).await?;
+    let keyed: Vec<ferry_core::TableName> = ferry_postgres::catalog::tables(&source, version)
         .await
-        .map_err(|source| SyncError::Connect {
-            side: "source",
-            source,
-        })?;
-    let version: i32 = source
-        .query_one("SELECT current_setting('server_version_num')::int4", &[])
-        .await
-        .map_err(|e| SyncError::sql("reading the server version", e))?
-        .get(0);
-    let keyed: Vec<ferry_core::TableName> =
-        ferry_postgres::catalog::tables(&source, u32::try_from(version).unwrap_or(0))
-            .await
-            .map_err(|e| SyncError::sql("listing tables", e))?
-            .into_iter()
-            .filter(|t| t.has_primary_key && options.full.tables.matches(&t.name))
-            .map(|t| t.name)
-            .collect();
+        .map_err(|e| SyncError::sql("listing tables", e))?
+        .into_iter()
+        .filter(|t| t.has_primary_key && options.full.tables.matches(&t.name))
+        .map(|t| t.name)
+        .collect();
     let target = ferry_pgwire::connect_sql(&options.full.target)
         .await
         .map_err(|source| SyncError::Connect {
