@@ -67,6 +67,14 @@ pub enum SyncError {
     CopyInterrupted { pipeline: String },
     #[error("table {table} {problem}")]
     Timestamp { table: TableName, problem: String },
+    #[error(
+        "table {table} is not on the target any more: create it again (ferry sync with \
+         mode = \"full+incremental\" and a new pipeline name copies it), or remove it from \
+         [source] tables and the publication"
+    )]
+    TargetTableMissing { table: TableName },
+    #[error("a large transaction streamed before its commit conflicts with the others ({0}); retrying without streaming")]
+    StreamingConflict(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -78,6 +86,23 @@ impl SyncError {
 
     pub(crate) fn session(what: &'static str, source: ferry_pgwire::Error) -> Self {
         SyncError::Session { what, source }
+    }
+
+    /// An error applying changes; a lock timeout while streamed transactions are open is a
+    /// [`SyncError::StreamingConflict`].
+    pub(crate) fn apply(what: &'static str, source: ferry_pgwire::Error, streams_open: bool) -> Self {
+        let lock_timeout = source
+            .as_db_error()
+            .is_some_and(|e| e.code() == "55P03");
+        if lock_timeout && streams_open {
+            return SyncError::StreamingConflict(source.to_string());
+        }
+        SyncError::Session { what, source }
+    }
+
+    /// The pipeline should run again with streaming off.
+    pub fn is_streaming_conflict(&self) -> bool {
+        matches!(self, SyncError::StreamingConflict(_))
     }
 
     pub(crate) fn copy(table: &TableName, source: CopyError) -> Self {
@@ -123,7 +148,9 @@ impl SyncError {
             | SyncError::Unreadable { .. }
             | SyncError::Timestamp { .. }
             | SyncError::CopyInterrupted { .. }
+            | SyncError::TargetTableMissing { .. }
             | SyncError::Internal(_) => false,
+            SyncError::StreamingConflict(_) => true,
         }
     }
 }

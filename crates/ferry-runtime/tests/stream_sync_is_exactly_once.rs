@@ -28,6 +28,9 @@ fn options(source: &TempCluster, target: &TempCluster) -> StreamSyncOptions {
         publication: "ferry_stream".into(),
         pipeline: "test".into(),
         progress_schema: "ferry".into(),
+        streaming: true,
+        heartbeat: None,
+        batch: Default::default(),
     }
 }
 

@@ -122,6 +122,11 @@ pub struct SyncConfig {
     pub keep_slot: bool,
     /// Timestamp mode settings.
     pub timestamp: TimestampSettings,
+    /// How often a heartbeat message is written on the source while streaming; `None`
+    /// (`heartbeat_interval = "off"`) never.
+    pub heartbeat_interval: Option<Duration>,
+    /// Let PostgreSQL 14+ stream large transactions before they commit.
+    pub streaming: bool,
 }
 
 /// How `mode = "timestamp"` polls.
@@ -389,6 +394,11 @@ fn pipeline(
             snapshot_workers: u32::try_from(workers).unwrap_or(DEFAULT_SNAPSHOT_WORKERS),
             on_existing,
             keep_slot: sync.keep_slot.unwrap_or(false),
+            heartbeat_interval: match sync.heartbeat_interval.as_deref() {
+                Some("off") => None,
+                text => Some(duration(&f("sync.heartbeat_interval"), text, "10s")?),
+            },
+            streaming: sync.streaming.unwrap_or(true),
             timestamp: TimestampSettings {
                 poll_interval: duration(
                     &f("sync.poll_interval"),

@@ -90,19 +90,22 @@ const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
 /// (a server restarting, a dropped connection) is retried forever with exponential backoff
 /// and jitter, each retry logged; the stored position makes every retry exact.
 async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
-    let options = StreamSyncOptions {
+    let mut options = StreamSyncOptions {
         full: full_sync_options(pipeline),
         copy_first: pipeline.sync.mode == SyncMode::FullAndIncremental,
         slot: pipeline.source.slot.clone(),
         publication: pipeline.source.publication.clone(),
         pipeline: pipeline.name.clone(),
         progress_schema: pipeline.target.progress_schema.clone(),
+        streaming: pipeline.sync.streaming,
+        heartbeat: pipeline.sync.heartbeat_interval,
+        batch: ferry_runtime::BatchLimits::default(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!(
-            "stopping: the transaction in flight is rolled back and sent again next time"
+            "stopping: complete transactions are committed, a partial one is sent again next time"
         );
         let _ = stop_tx.send(true);
     });
@@ -111,9 +114,18 @@ async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
     let progress = Progress::to(sender);
     let mut backoff = std::time::Duration::from_secs(1);
     let result = loop {
-        match run_stream_sync(&options, &progress, stop_rx.clone()).await {
+        let started = std::time::Instant::now();
+        let outcome = run_stream_sync(&options, &progress, stop_rx.clone()).await;
+        if started.elapsed() > MAX_BACKOFF {
+            // It ran a good while: this failure is a new one, not the last one recurring.
+            backoff = std::time::Duration::from_secs(1);
+        }
+        match outcome {
             Ok(()) => break Ok(()),
             Err(e) if e.is_transient() && !*stop_rx.borrow() => {
+                if e.is_streaming_conflict() {
+                    options.streaming = false;
+                }
                 let wait = backoff + jitter(backoff);
                 tracing::warn!(error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "transient failure; retrying");
                 let mut stop = stop_rx.clone();

@@ -58,4 +58,6 @@ pub struct RawSync {
     pub max_transaction_age: Option<String>,
     pub reconcile_deletes: Option<bool>,
     pub reconcile_interval: Option<String>,
+    pub heartbeat_interval: Option<String>,
+    pub streaming: Option<bool>,
 }

@@ -1,0 +1,421 @@
+//! The apply loop's state: decoded changes in, SQL on the target out, positions confirmed.
+//!
+//! Plain transactions (Begin ... Commit) gather into a *group*: one target transaction that
+//! commits, with the progress row set to the last one's end LSN, when the stream has nothing
+//! more waiting or a bound of [`BatchLimits`] is reached. SQL goes to the target in pieces of
+//! about 1 MB while it gathers, so memory stays bounded however large a transaction is.
+//! Stopping keeps every complete transaction of the group: a partial one is cut off if none
+//! of it was sent yet, otherwise the whole group rolls back (the server sends it again).
+//!
+//! Changes inside stream blocks go to [`Streams`]; a Stream Commit first commits the group
+//! (its transactions committed earlier on the source, and it holds the progress row).
+
+use std::time::Instant;
+
+use ferry_core::{Change, Lsn, Relation, RelationId};
+use ferry_pgwire::{ReplicationClient, ReplicationMessage, ReplicationStream};
+use ferry_postgres::sink::apply::{delete_sql, insert_sql, truncate_sql, update_sql, ApplyError};
+use ferry_postgres::source::decode::pgoutput::PgoutputDecoder;
+
+use super::relations::{follow, RelationCache, SourceLookup};
+use super::setup::save_position_sql;
+use super::streamed::Streams;
+use super::{BatchLimits, StreamSyncOptions, HEARTBEAT_PREFIX};
+use crate::error::SyncError;
+
+/// Gathered SQL is sent to the target once it is this large, even mid-transaction.
+const FLUSH_BYTES: usize = 1 << 20;
+
+/// How often the running totals are logged.
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Source transactions gathered into one target transaction.
+#[derive(Default)]
+struct Group {
+    /// Not yet sent.
+    sql: String,
+    /// BEGIN was sent (some of the group's SQL is on the target).
+    begun: bool,
+    rows: u64,
+    bytes: usize,
+    txns: u64,
+    since: Option<Instant>,
+    /// End LSN of the last complete transaction in the group.
+    end: Option<Lsn>,
+}
+
+/// The plain transaction being read.
+struct OpenTxn {
+    /// Already applied (it commits before the stored position): its changes are dropped.
+    skip: bool,
+    /// Where its SQL starts in the group's unsent SQL.
+    mark: usize,
+    /// Some of its SQL was sent, so it cannot be cut off the group.
+    sent: bool,
+}
+
+/// Running totals, logged every [`REPORT_EVERY`].
+#[derive(Default)]
+struct Totals {
+    txns: u64,
+    rows: u64,
+    reported: Option<Instant>,
+}
+
+pub(super) struct Applier<'a> {
+    options: &'a StreamSyncOptions,
+    limits: BatchLimits,
+    target: ReplicationClient,
+    decoder: PgoutputDecoder,
+    relations: RelationCache,
+    lookup: SourceLookup,
+    streams: Streams,
+    applied: Lsn,
+    group: Group,
+    open: Option<OpenTxn>,
+    totals: Totals,
+}
+
+impl<'a> Applier<'a> {
+    pub(super) fn new(options: &'a StreamSyncOptions, target: ReplicationClient, start: Lsn) -> Self {
+        Applier {
+            options,
+            limits: options.batch,
+            target,
+            decoder: PgoutputDecoder::new(),
+            relations: RelationCache::default(),
+            lookup: SourceLookup::new(options.full.source.clone()),
+            streams: Streams::new(options.full.target.clone()),
+            applied: start,
+            group: Group::default(),
+            open: None,
+            totals: Totals::default(),
+        }
+    }
+
+    /// Complete transactions wait in the group, and none is half read.
+    pub(super) fn has_pending_group(&self) -> bool {
+        self.open.is_none() && self.group.end.is_some()
+    }
+
+    /// The group reached a bound and must commit now.
+    pub(super) fn group_is_full(&self) -> bool {
+        self.group.rows >= self.limits.max_rows
+            || self.group.bytes >= self.limits.max_bytes
+            || self
+                .group
+                .since
+                .is_some_and(|t| t.elapsed() >= self.limits.max_delay)
+    }
+
+    /// Nothing is gathered or half read on the main connection.
+    fn idle(&self) -> bool {
+        self.open.is_none() && self.group.end.is_none() && !self.group.begun
+    }
+
+    pub(super) async fn handle(
+        &mut self,
+        message: ReplicationMessage,
+        stream: &mut ReplicationStream,
+    ) -> Result<(), SyncError> {
+        let data = match message {
+            ReplicationMessage::XLogData(data) => data,
+            ReplicationMessage::PrimaryKeepalive(keepalive) => {
+                // Between transactions everything up to the server's position is applied or
+                // irrelevant (a streamed transaction in flight commits later, and is sent
+                // again whole after a restart): confirm it, so an idle slot does not hold WAL.
+                if self.idle() && keepalive.wal_end > self.applied {
+                    stream.confirm_durable(keepalive.wal_end);
+                }
+                return Ok(());
+            }
+        };
+        let change = self
+            .decoder
+            .decode(data.data)
+            .map_err(|e| SyncError::Internal(format!("undecodable pgoutput message: {e}")))?;
+        if let Some(subxid) = change.stream_xid() {
+            return self.handle_streamed(subxid, change).await;
+        }
+        match change {
+            Change::Begin { final_lsn, .. } => {
+                let skip = final_lsn < self.applied;
+                if !skip && self.group.since.is_none() {
+                    self.group.since = Some(Instant::now());
+                }
+                self.open = Some(OpenTxn {
+                    skip,
+                    mark: self.group.sql.len(),
+                    sent: false,
+                });
+            }
+            Change::Commit { end_lsn, .. } => {
+                let txn = self
+                    .open
+                    .take()
+                    .ok_or_else(|| SyncError::Internal("Commit without Begin".into()))?;
+                if !txn.skip {
+                    self.group.end = Some(end_lsn);
+                    self.group.txns += 1;
+                }
+            }
+            Change::Relation { relation, .. } => {
+                if self.open.as_ref().is_some_and(|t| t.skip) {
+                    self.relations.insert(relation, None);
+                    return Ok(());
+                }
+                self.flush_group().await?;
+                let known = self.relations.shape(relation.id);
+                let (statements, shape) =
+                    follow(&relation, known, &mut self.target, &mut self.lookup).await?;
+                for statement in statements {
+                    self.push(&statement, false).await?;
+                }
+                self.relations.insert(relation, Some(shape));
+            }
+            Change::Message {
+                transactional: false,
+                lsn,
+                prefix,
+                ..
+            } => {
+                if prefix == HEARTBEAT_PREFIX && self.idle() && lsn > self.applied {
+                    stream.confirm_durable(lsn);
+                    stream
+                        .send_status(false)
+                        .await
+                        .map_err(|e| SyncError::session("confirming a heartbeat", e))?;
+                }
+            }
+            Change::StreamStart { xid, .. } => self.streams.start(xid).await?,
+            Change::StreamStop => self.streams.stop().await?,
+            Change::StreamAbort { xid, subxid, .. } => self.streams.abort(xid, subxid).await?,
+            Change::StreamCommit {
+                xid,
+                commit_lsn,
+                end_lsn,
+                ..
+            } => {
+                // Earlier transactions first: they committed before it on the source.
+                self.commit_group(stream).await?;
+                let tail = save_position_sql(self.options, end_lsn);
+                let done = self
+                    .streams
+                    .commit(xid, &tail, commit_lsn < self.applied)
+                    .await?;
+                if let Some((relations, rows)) = done {
+                    self.relations.merge(relations);
+                    self.applied = end_lsn;
+                    stream.confirm_durable(end_lsn);
+                    self.count(1, rows);
+                }
+            }
+            Change::BeginPrepare { .. }
+            | Change::Prepare { .. }
+            | Change::CommitPrepared { .. }
+            | Change::RollbackPrepared { .. }
+            | Change::StreamPrepare { .. } => {
+                return Err(SyncError::Internal(format!(
+                    "unexpected {} message: Ferry does not ask for two-phase decoding",
+                    change.name()
+                )));
+            }
+            row_change => {
+                if let Some(sql) = row_sql(&row_change, |id| self.relation(id))? {
+                    self.push(&sql, true).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_streamed(&mut self, subxid: u32, change: Change) -> Result<(), SyncError> {
+        let txn = self.streams.current()?;
+        if let Change::Relation { relation, .. } = change {
+            let known = txn
+                .relations
+                .shape(relation.id)
+                .or_else(|| self.relations.shape(relation.id))
+                .map(<[_]>::to_vec);
+            let conn = txn.connection().await?;
+            let (statements, shape) =
+                follow(&relation, known.as_deref(), conn, &mut self.lookup).await?;
+            for statement in statements {
+                txn.push(subxid, &statement).await?;
+            }
+            txn.relations.insert(relation, Some(shape));
+            return Ok(());
+        }
+        let main = &self.relations;
+        let sql = row_sql(&change, |id| {
+            txn.relations
+                .get(id)
+                .or_else(|| main.get(id))
+                .ok_or_else(|| unknown_relation(id))
+        })?;
+        if let Some(sql) = sql {
+            txn.rows += 1;
+            txn.push(subxid, &sql).await?;
+        }
+        Ok(())
+    }
+
+    fn relation(&self, id: RelationId) -> Result<&Relation, SyncError> {
+        self.relations.get(id).ok_or_else(|| unknown_relation(id))
+    }
+
+    /// Adds a statement to the group, sending the gathered SQL when it is large.
+    async fn push(&mut self, sql: &str, row: bool) -> Result<(), SyncError> {
+        let Some(txn) = self.open.as_ref() else {
+            return Err(SyncError::Internal("a change outside a transaction".into()));
+        };
+        if txn.skip {
+            return Ok(());
+        }
+        self.group.sql.push_str(sql);
+        self.group.sql.push_str(";\n");
+        self.group.bytes += sql.len();
+        self.group.rows += u64::from(row);
+        if self.group.sql.len() >= FLUSH_BYTES {
+            self.flush_group().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the group's gathered SQL (inside its open target transaction).
+    async fn flush_group(&mut self) -> Result<(), SyncError> {
+        if self.group.sql.is_empty() {
+            return Ok(());
+        }
+        if !self.group.begun {
+            self.group.sql.insert_str(0, "BEGIN;\n");
+            self.group.begun = true;
+        }
+        let sql = std::mem::take(&mut self.group.sql);
+        let streams_open = self.streams.any_open();
+        self.target
+            .simple_query(&sql)
+            .await
+            .map_err(|e| SyncError::apply("applying a transaction", e, streams_open))?;
+        if let Some(txn) = self.open.as_mut() {
+            txn.sent = true;
+            txn.mark = 0;
+        }
+        Ok(())
+    }
+
+    /// Commits the group with the progress row and confirms its end to the server.
+    pub(super) async fn commit_group(
+        &mut self,
+        stream: &mut ReplicationStream,
+    ) -> Result<(), SyncError> {
+        let Some(end) = self.group.end else {
+            return Ok(());
+        };
+        let mut sql = std::mem::take(&mut self.group.sql);
+        if !self.group.begun {
+            sql.insert_str(0, "BEGIN;\n");
+        }
+        sql.push_str(&save_position_sql(self.options, end));
+        sql.push_str(";\nCOMMIT");
+        let streams_open = self.streams.any_open();
+        self.target
+            .simple_query(&sql)
+            .await
+            .map_err(|e| SyncError::apply("applying a transaction", e, streams_open))?;
+        let group = std::mem::take(&mut self.group);
+        self.applied = end;
+        stream.confirm_durable(end);
+        self.count(group.txns, group.rows);
+        Ok(())
+    }
+
+    fn count(&mut self, txns: u64, rows: u64) {
+        self.totals.txns += txns;
+        self.totals.rows += rows;
+        let now = Instant::now();
+        if self
+            .totals
+            .reported
+            .is_none_or(|t| now.duration_since(t) >= REPORT_EVERY)
+        {
+            self.totals.reported = Some(now);
+            tracing::info!(
+                transactions = self.totals.txns,
+                changes = self.totals.rows,
+                position = %self.applied,
+                "applied"
+            );
+        }
+    }
+
+    /// Stopping: commits the complete transactions in hand, rolls back the rest, and tells
+    /// the server the final position.
+    pub(super) async fn finish(&mut self, stream: &mut ReplicationStream) {
+        self.streams.rollback_all().await;
+        if let Some(txn) = self.open.take() {
+            if txn.sent {
+                if self.group.begun {
+                    let _ = self.target.simple_query("ROLLBACK").await;
+                }
+                self.group = Group::default();
+            } else {
+                self.group.sql.truncate(txn.mark);
+            }
+        }
+        if let Err(e) = self.commit_group(stream).await {
+            tracing::warn!(error = %format!("{e:#}"), "stopping: the last group was not applied; it is sent again next time");
+        }
+        if let Err(e) = stream.send_status(false).await {
+            tracing::debug!(error = %e, "stopping: final status update not sent");
+        }
+        tracing::info!(position = %self.applied, transactions = self.totals.txns, changes = self.totals.rows, "stopped");
+    }
+}
+
+fn unknown_relation(id: RelationId) -> SyncError {
+    SyncError::Internal(format!("relation {} was never described", id.0))
+}
+
+fn apply_error(e: ApplyError) -> SyncError {
+    SyncError::Internal(e.to_string())
+}
+
+/// The statement of a row change (`None` for an update that sets nothing, and for changes
+/// that are not row changes).
+fn row_sql<'r>(
+    change: &Change,
+    relation: impl Fn(RelationId) -> Result<&'r Relation, SyncError>,
+) -> Result<Option<String>, SyncError> {
+    Ok(match change {
+        Change::Insert { relation: id, new, .. } => {
+            Some(insert_sql(relation(*id)?, new).map_err(apply_error)?)
+        }
+        Change::Update {
+            relation: id,
+            key,
+            old,
+            new,
+            ..
+        } => update_sql(relation(*id)?, key.as_ref(), old.as_ref(), new).map_err(apply_error)?,
+        Change::Delete {
+            relation: id,
+            key,
+            old,
+            ..
+        } => Some(delete_sql(relation(*id)?, key.as_ref(), old.as_ref()).map_err(apply_error)?),
+        Change::Truncate {
+            relations,
+            cascade,
+            restart_identity,
+            ..
+        } => {
+            let rels = relations
+                .iter()
+                .map(|id| relation(*id))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(truncate_sql(&rels, *cascade, *restart_identity))
+        }
+        _ => None,
+    })
+}

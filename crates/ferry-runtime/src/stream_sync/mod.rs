@@ -1,0 +1,199 @@
+//! Incremental sync with pgoutput: a full copy from the slot's exported snapshot, then every
+//! committed transaction, applied exactly once.
+//!
+//! ```text
+//!  slot created with an exported snapshot ──► full copy ──► progress row = consistent point
+//!  START_REPLICATION from the stored position
+//!    (proto_version 1 before PostgreSQL 14; 2 with streaming and messages from 14 on)
+//!  plain transactions ──► one target transaction per group of them (apply.rs): the group
+//!        commits with the progress row when the input runs dry or a bound is reached
+//!  streamed transactions ──► each on its own target connection as its blocks arrive
+//!        (streamed.rs), savepoints for subtransactions; committed on Stream Commit, rolled
+//!        back on Stream Abort
+//!  Relation messages ──► the target table follows added, dropped, renamed columns
+//!        (relations.rs) in the same target transaction, before the change that needs them
+//!  heartbeat ──► pg_logical_emit_message on the source, so an idle slot still advances
+//! ```
+//!
+//! The progress row commits in the same target transaction as the rows (DESIGN.md
+//! invariant 2), and the slot is confirmed only after that commit (invariant 1): a crash at
+//! any instant either re-sends a transaction the target did not commit, or re-sends one it
+//! did and the commit-LSN check skips it.
+
+mod apply;
+mod relations;
+mod setup;
+mod streamed;
+
+use std::time::Duration;
+
+use ferry_core::quote_ident;
+use ferry_pgwire::{ConnParams, ReplicationClient};
+use tokio::sync::watch;
+
+use crate::error::SyncError;
+use crate::full_sync::FullSyncOptions;
+use crate::progress::Progress;
+use apply::Applier;
+use ferry_core::Lsn;
+
+/// The prefix of Ferry's heartbeat messages in the source's WAL.
+pub const HEARTBEAT_PREFIX: &str = "ferry.heartbeat";
+
+/// When a group of source transactions commits on the target, at the latest: whichever
+/// bound is reached first (the group also commits whenever no message is waiting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    pub max_rows: u64,
+    pub max_bytes: usize,
+    pub max_delay: Duration,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits {
+            max_rows: 20_000,
+            max_bytes: 16 << 20,
+            max_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// How an incremental pipeline runs.
+#[derive(Debug, Clone)]
+pub struct StreamSyncOptions {
+    /// The initial copy; its snapshot source is replaced by the slot.
+    pub full: FullSyncOptions,
+    /// Copy first (`full+incremental`) or only stream (`incremental`).
+    pub copy_first: bool,
+    pub slot: String,
+    pub publication: String,
+    pub pipeline: String,
+    pub progress_schema: String,
+    /// Ask PostgreSQL 14+ to stream large transactions before they commit (protocol 2),
+    /// applied as they arrive. Turned off after a lock conflict between a streamed
+    /// transaction and the rest ([`SyncError::is_streaming_conflict`]).
+    pub streaming: bool,
+    /// How often a heartbeat message is written on the source; `None`: never.
+    pub heartbeat: Option<Duration>,
+    pub batch: BatchLimits,
+}
+
+/// Streams until `stop` turns true; then the group of complete transactions in hand is
+/// committed and confirmed, anything incomplete is rolled back (the server sends it again
+/// next time), and the function returns.
+pub async fn run_stream_sync(
+    options: &StreamSyncOptions,
+    progress: &Progress,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), SyncError> {
+    let mut target = setup::session(&options.full.target).await?;
+    let start = match setup::stored_position(options, &mut target).await? {
+        Some(lsn) if !lsn.is_zero() => lsn,
+        // No position yet, or 0/0: a first run that stopped before its copy finished.
+        marker => {
+            setup::ensure_publication(options).await?;
+            setup::save_position(options, &mut target, Lsn::ZERO).await?;
+            let position = setup::initial_position(options, progress, marker.is_some()).await?;
+            setup::save_position(options, &mut target, position).await?;
+            position
+        }
+    };
+    let client = ReplicationClient::connect(&options.full.source)
+        .await
+        .map_err(|e| SyncError::session("opening a replication connection", e))?;
+    let version = client.server_version().0 / 10_000;
+    let streaming = options.streaming && version >= 14;
+    let publication = quote_ident(&options.publication);
+    let mut plugin_options = vec![
+        ("proto_version", if streaming { "2" } else { "1" }),
+        ("publication_names", publication.as_str()),
+    ];
+    if streaming {
+        plugin_options.push(("streaming", "on"));
+    }
+    if version >= 14 {
+        plugin_options.push(("messages", "true"));
+    }
+    tracing::info!(slot = %options.slot, lsn = %start, streaming, "streaming");
+    let mut stream = client
+        .start_logical_replication(&options.slot, start, &plugin_options)
+        .await
+        .map_err(|e| SyncError::session("starting replication from the slot", e))?;
+    stream.confirm_durable(start);
+    let _heartbeat = options
+        .heartbeat
+        .map(|every| AbortOnDrop(tokio::spawn(heartbeat(options.full.source.clone(), every))));
+    let mut apply = Applier::new(options, target, start);
+    loop {
+        let message = if apply.has_pending_group() && !apply.group_is_full() {
+            // Take whatever is already waiting into the group; commit it once nothing is.
+            match tokio::time::timeout(Duration::ZERO, stream.next()).await {
+                Ok(message) => message.map_err(|e| SyncError::session("streaming from the slot", e))?,
+                Err(_) => {
+                    apply.commit_group(&mut stream).await?;
+                    continue;
+                }
+            }
+        } else if apply.has_pending_group() {
+            apply.commit_group(&mut stream).await?;
+            continue;
+        } else {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => None,
+                message = stream.next() => message.map_err(|e| SyncError::session("streaming from the slot", e))?,
+            }
+        };
+        let Some(message) = message else {
+            apply.finish(&mut stream).await;
+            return Ok(());
+        };
+        apply.handle(message, &mut stream).await?;
+        if *stop.borrow() {
+            apply.finish(&mut stream).await;
+            return Ok(());
+        }
+    }
+}
+
+/// Writes a non-transactional logical message on the source every `every`, so the slot's
+/// stream carries a position to confirm even when the published tables are idle while the
+/// cluster writes WAL elsewhere. Failures are logged and retried at the next beat.
+async fn heartbeat(source: ConnParams, every: Duration) {
+    let mut client = None;
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if client.is_none() {
+            match ferry_pgwire::connect_sql(&source).await {
+                Ok(c) => client = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "heartbeat: cannot connect to the source");
+                    continue;
+                }
+            }
+        }
+        let Some(c) = client.as_ref() else { continue };
+        if let Err(e) = c
+            .execute(
+                "SELECT pg_logical_emit_message(false, $1, '')",
+                &[&HEARTBEAT_PREFIX],
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "heartbeat: pg_logical_emit_message failed");
+            client = None;
+        }
+    }
+}
+
+/// Ends a background task when its owner goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

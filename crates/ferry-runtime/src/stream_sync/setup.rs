@@ -1,0 +1,252 @@
+//! Everything before streaming starts: the stored position, the publication, and the
+//! first run's slot and copy (or its restart after an interruption).
+
+use ferry_core::{quote_ident, quote_literal, Lsn};
+use ferry_pgwire::{ConnParams, ReplicationClient, SlotOptions, SnapshotAction};
+use ferry_postgres::schema::create::OnExisting;
+use ferry_postgres::Plugin;
+
+use super::StreamSyncOptions;
+use crate::error::SyncError;
+use crate::full_sync::{run_full_sync, SnapshotSource, SESSION_SETTINGS};
+use crate::progress::Progress;
+
+/// Bounds every lock wait of an apply session, so that a wait cycle through Ferry (a streamed
+/// transaction and the main connection) ends in an error instead of a hang.
+const APPLY_LOCK_TIMEOUT: &str = "60s";
+
+/// A target session for applying changes.
+pub(super) async fn session(params: &ConnParams) -> Result<ReplicationClient, SyncError> {
+    let mut client = ReplicationClient::connect_sql(params)
+        .await
+        .map_err(|source| SyncError::Session {
+            what: "connecting to the target",
+            source,
+        })?;
+    client
+        .simple_query(&format!(
+            "{SESSION_SETTINGS}; SET lock_timeout = '{APPLY_LOCK_TIMEOUT}'"
+        ))
+        .await
+        .map_err(|e| SyncError::session("configuring a session", e))?;
+    Ok(client)
+}
+
+pub(super) fn save_position_sql(options: &StreamSyncOptions, lsn: Lsn) -> String {
+    format!(
+        "INSERT INTO {}.progress (pipeline, lsn) VALUES ({}, {}::pg_lsn)
+         ON CONFLICT (pipeline) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()",
+        quote_ident(&options.progress_schema),
+        quote_literal(&options.pipeline),
+        quote_literal(&lsn.to_string())
+    )
+}
+
+/// Stores `lsn` as the pipeline's position, durably (0/0 marks a copy in progress).
+pub(super) async fn save_position(
+    options: &StreamSyncOptions,
+    target: &mut ReplicationClient,
+    lsn: Lsn,
+) -> Result<(), SyncError> {
+    target
+        .simple_query(&format!(
+            "SET synchronous_commit = on; BEGIN; {}; COMMIT",
+            save_position_sql(options, lsn)
+        ))
+        .await
+        .map_err(|e| SyncError::session("storing the position", e))?;
+    Ok(())
+}
+
+/// The stored position of this pipeline, creating the progress table if needed.
+pub(super) async fn stored_position(
+    options: &StreamSyncOptions,
+    target: &mut ReplicationClient,
+) -> Result<Option<Lsn>, SyncError> {
+    let schema = quote_ident(&options.progress_schema);
+    let result = target
+        .simple_query(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema};
+             CREATE TABLE IF NOT EXISTS {schema}.progress (
+                 pipeline text PRIMARY KEY, lsn pg_lsn NOT NULL,
+                 updated_at timestamptz NOT NULL DEFAULT now());
+             SELECT lsn::text FROM {schema}.progress WHERE pipeline = {}",
+            quote_literal(&options.pipeline)
+        ))
+        .await
+        .map_err(|e| SyncError::session("reading the stored position", e))?;
+    let text = result
+        .last()
+        .and_then(|r| r.rows.first())
+        .and_then(|row| row.first().cloned().flatten());
+    text.map(|t| {
+        t.parse::<Lsn>()
+            .map_err(|e| SyncError::Internal(format!("stored position: {e}")))
+    })
+    .transpose()
+}
+
+/// A SQL connection to the source and its `server_version_num`.
+pub(super) async fn source_catalog(
+    options: &StreamSyncOptions,
+) -> Result<(tokio_postgres::Client, u32), SyncError> {
+    let client = ferry_pgwire::connect_sql(&options.full.source)
+        .await
+        .map_err(|source| SyncError::Connect {
+            side: "source",
+            source,
+        })?;
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .await
+        .map_err(|e| SyncError::sql("reading the server version", e))?
+        .get(0);
+    Ok((client, u32::try_from(version).unwrap_or(0)))
+}
+
+/// Creates the publication for the selected tables when it does not exist.
+pub(super) async fn ensure_publication(options: &StreamSyncOptions) -> Result<(), SyncError> {
+    let (client, version) = source_catalog(options).await?;
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
+            &[&options.publication],
+        )
+        .await
+        .map_err(|e| SyncError::sql("reading publications", e))?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
+    let tables: Vec<String> = ferry_postgres::catalog::tables(&client, version)
+        .await
+        .map_err(|e| SyncError::sql("listing tables", e))?
+        .into_iter()
+        .filter(|t| !t.is_partition && options.full.tables.matches(&t.name))
+        .map(|t| t.name.to_string())
+        .collect();
+    if tables.is_empty() {
+        return Err(SyncError::NothingSelected);
+    }
+    client
+        .batch_execute(&format!(
+            "CREATE PUBLICATION {} FOR TABLE {}",
+            quote_ident(&options.publication),
+            tables.join(", ")
+        ))
+        .await
+        .map_err(|e| SyncError::sql("creating the publication (run ferry check for the fix)", e))?;
+    tracing::info!(publication = %options.publication, tables = tables.len(), "publication created");
+    Ok(())
+}
+
+/// The position streaming starts from on a first run: the consistent point of a slot
+/// created with the copy's snapshot, or of a new slot when there is no copy. After an
+/// interrupted first run (`again`), its slot is dropped and the copy starts over, emptying
+/// the tables it had begun to fill.
+pub(super) async fn initial_position(
+    options: &StreamSyncOptions,
+    progress: &Progress,
+    again: bool,
+) -> Result<Lsn, SyncError> {
+    let mut full = options.full.clone();
+    if again {
+        drop_stale_slot(options).await?;
+        drop_unfinished_tables(options).await?;
+        full.on_existing = match full.on_existing {
+            OnExisting::Error | OnExisting::Truncate => OnExisting::Truncate,
+            OnExisting::Append => {
+                return Err(SyncError::CopyInterrupted {
+                    pipeline: options.pipeline.clone(),
+                })
+            }
+        };
+        tracing::warn!(pipeline = %options.pipeline, "an earlier run stopped during its copy; copying again");
+    }
+    if options.copy_first {
+        full.snapshot = SnapshotSource::Slot {
+            name: options.slot.clone(),
+            plugin: Plugin::Pgoutput,
+            keep: true,
+        };
+        let summary = run_full_sync(&full, progress).await?;
+        return summary
+            .consistent_point
+            .ok_or_else(|| SyncError::Internal("the copy kept no slot".into()));
+    }
+    let mut client = ReplicationClient::connect(&options.full.source)
+        .await
+        .map_err(|source| SyncError::Slot {
+            slot: options.slot.clone(),
+            source,
+        })?;
+    let created = client
+        .create_slot(
+            &options.slot,
+            Plugin::Pgoutput.name(),
+            SlotOptions {
+                temporary: false,
+                snapshot: SnapshotAction::Nothing,
+            },
+        )
+        .await
+        .map_err(|source| SyncError::Slot {
+            slot: options.slot.clone(),
+            source,
+        })?;
+    client.close().await;
+    Ok(created.consistent_point)
+}
+
+/// Drops the slot an interrupted first run left behind (ending a walsender that still
+/// holds it), if there is one.
+async fn drop_stale_slot(options: &StreamSyncOptions) -> Result<(), SyncError> {
+    let (client, version) = source_catalog(options).await?;
+    match ferry_postgres::slots::drop_slot(&client, version, &options.slot, true).await {
+        Ok(_) | Err(ferry_postgres::slots::SlotError::NotFound(_)) => Ok(()),
+        Err(e) => Err(SyncError::Internal(format!("dropping the stale slot: {e}"))),
+    }
+}
+
+/// Drops the target tables an interrupted copy created: selected tables that have no index
+/// on the target while the source table has a primary key (the copy builds keys last, so a
+/// table it did not finish has none). They are created again, with their keys, by the new
+/// copy; other existing tables are emptied by it.
+async fn drop_unfinished_tables(options: &StreamSyncOptions) -> Result<(), SyncError> {
+    let (source, version) = source_catalog(options).await?;
+    let keyed: Vec<ferry_core::TableName> = ferry_postgres::catalog::tables(&source, version)
+        .await
+        .map_err(|e| SyncError::sql("listing tables", e))?
+        .into_iter()
+        .filter(|t| t.has_primary_key && options.full.tables.matches(&t.name))
+        .map(|t| t.name)
+        .collect();
+    let target = ferry_pgwire::connect_sql(&options.full.target)
+        .await
+        .map_err(|source| SyncError::Connect {
+            side: "target",
+            source,
+        })?;
+    for table in keyed {
+        let unfinished: bool = target
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                WHERE n.nspname = $1 AND c.relname = $2)
+                        AND NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+                                        JOIN pg_namespace n ON n.oid = c.relnamespace
+                                        WHERE n.nspname = $1 AND c.relname = $2)",
+                &[&table.schema, &table.name],
+            )
+            .await
+            .map_err(|e| SyncError::sql("inspecting target tables", e))?
+            .get(0);
+        if unfinished {
+            target
+                .batch_execute(&format!("DROP TABLE {} CASCADE", table.quoted()))
+                .await
+                .map_err(|e| SyncError::sql("dropping a partly copied table", e))?;
+            tracing::warn!(table = %table, "dropped a table the interrupted copy had not finished");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! Streamed transactions (pgoutput protocol 2, `streaming 'on'`): a transaction larger than
+//! the source's `logical_decoding_work_mem` arrives in blocks before it commits, interleaved
+//! with other transactions. Each one is applied as its blocks arrive, in a target
+//! transaction of its own on a connection of its own, so it is never held whole:
+//!
+//! ```text
+//!  Stream Start(xid)      take a connection (an idle one, or a new one), BEGIN lazily
+//!  change(subxid)         SAVEPOINT the first time a subtransaction shows up, then the SQL
+//!  Stream Stop            send what the block gathered
+//!  Stream Abort(xid,sub)  ROLLBACK TO that subtransaction's savepoint, or ROLLBACK it all
+//!  Stream Commit(xid)     progress row, COMMIT, the connection goes back to the idle pool
+//! ```
+//!
+//! Why concurrent target transactions are safe: a streamed transaction holds locks on the
+//! target only on rows its source transaction changed, and on the source no transaction that
+//! commits before it can have touched those rows (it would have waited for its lock). When
+//! the target disagrees anyway (its own triggers, a user's lock), a wait could close a cycle
+//! through Ferry that PostgreSQL cannot see; `lock_timeout` breaks it, and the pipeline
+//! restarts with streaming off ([`SyncError::StreamingConflict`]).
+//!
+//! Subtransactions: a savepoint is placed before the first change of each subtransaction;
+//! rolling back to it undoes that subtransaction and everything after it, which on the
+//! source were its own children (a sibling starts only after it ended, and an ended one is
+//! aborted only with its parent). A savepoint that a rollback destroyed is forgotten.
+
+use std::collections::HashMap;
+
+use ferry_pgwire::{ConnParams, ReplicationClient};
+
+use super::relations::RelationCache;
+use super::setup::session;
+use crate::error::SyncError;
+
+/// More concurrent streamed transactions than this, and the pipeline restarts without
+/// streaming instead of opening ever more target connections.
+const MAX_OPEN: usize = 8;
+
+/// SQL gathered for a streamed transaction is sent at least this often (and at Stream Stop).
+const FLUSH_BYTES: usize = 1 << 20;
+
+/// One open streamed transaction.
+pub(super) struct StreamedTxn {
+    conn: ReplicationClient,
+    sql: String,
+    begun: bool,
+    xid: u32,
+    /// Subtransactions with a savepoint, in the order they were placed.
+    savepoints: Vec<u32>,
+    /// What this transaction's Relation messages described; the pipeline's cache takes it
+    /// in when it commits.
+    pub(super) relations: RelationCache,
+    pub(super) rows: u64,
+}
+
+impl StreamedTxn {
+    /// Adds the statement of a change made by (sub)transaction `subxid`.
+    pub(super) async fn push(&mut self, subxid: u32, sql: &str) -> Result<(), SyncError> {
+        if subxid != self.xid && !self.savepoints.contains(&subxid) {
+            self.sql.push_str(&format!("SAVEPOINT s{subxid};\n"));
+            self.savepoints.push(subxid);
+        }
+        self.sql.push_str(sql);
+        self.sql.push_str(";\n");
+        if self.sql.len() >= FLUSH_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// The connection, for catalog reads inside this transaction (after what is gathered).
+    pub(super) async fn connection(&mut self) -> Result<&mut ReplicationClient, SyncError> {
+        self.flush().await?;
+        Ok(&mut self.conn)
+    }
+
+    async fn flush(&mut self) -> Result<(), SyncError> {
+        if self.sql.is_empty() {
+            return Ok(());
+        }
+        if !self.begun {
+            self.sql.insert_str(0, "BEGIN;\n");
+            self.begun = true;
+        }
+        let sql = std::mem::take(&mut self.sql);
+        self.conn
+            .simple_query(&sql)
+            .await
+            .map_err(|e| SyncError::apply("applying a streamed transaction", e, true))?;
+        Ok(())
+    }
+}
+
+/// The streamed transactions in flight and the idle connections for new ones.
+pub(super) struct Streams {
+    target: ConnParams,
+    idle: Vec<ReplicationClient>,
+    open: HashMap<u32, StreamedTxn>,
+    /// The transaction whose block is open.
+    block: Option<u32>,
+}
+
+impl Streams {
+    pub(super) fn new(target: ConnParams) -> Self {
+        Streams {
+            target,
+            idle: Vec::new(),
+            open: HashMap::new(),
+            block: None,
+        }
+    }
+
+    pub(super) fn any_open(&self) -> bool {
+        !self.open.is_empty()
+    }
+
+    /// Stream Start: a block of `xid` follows.
+    pub(super) async fn start(&mut self, xid: u32) -> Result<(), SyncError> {
+        if !self.open.contains_key(&xid) {
+            if self.open.len() >= MAX_OPEN {
+                return Err(SyncError::StreamingConflict(format!(
+                    "more than {MAX_OPEN} large transactions are in flight at once"
+                )));
+            }
+            let conn = match self.idle.pop() {
+                Some(conn) => conn,
+                None => session(&self.target).await?,
+            };
+            self.open.insert(
+                xid,
+                StreamedTxn {
+                    conn,
+                    sql: String::new(),
+                    begun: false,
+                    xid,
+                    savepoints: Vec::new(),
+                    relations: RelationCache::default(),
+                    rows: 0,
+                },
+            );
+        }
+        self.block = Some(xid);
+        Ok(())
+    }
+
+    /// The transaction of the open block.
+    pub(super) fn current(&mut self) -> Result<&mut StreamedTxn, SyncError> {
+        self.block
+            .and_then(|xid| self.open.get_mut(&xid))
+            .ok_or_else(|| SyncError::Internal("a streamed change outside a stream block".into()))
+    }
+
+    /// Stream Stop: sends what the block gathered.
+    pub(super) async fn stop(&mut self) -> Result<(), SyncError> {
+        if let Some(txn) = self.block.take().and_then(|xid| self.open.get_mut(&xid)) {
+            txn.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Stream Abort of `subxid` (the whole transaction when it equals `xid`).
+    pub(super) async fn abort(&mut self, xid: u32, subxid: u32) -> Result<(), SyncError> {
+        if subxid == xid {
+            if let Some(txn) = self.open.remove(&xid) {
+                self.release(txn, "ROLLBACK").await?;
+            }
+            return Ok(());
+        }
+        let Some(txn) = self.open.get_mut(&xid) else {
+            return Ok(());
+        };
+        // Not there: it made no change, or an earlier rollback already undid it.
+        if let Some(at) = txn.savepoints.iter().position(|&s| s == subxid) {
+            txn.sql
+                .push_str(&format!("ROLLBACK TO SAVEPOINT s{subxid};\n"));
+            txn.savepoints.truncate(at + 1);
+            txn.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Stream Commit: runs `tail` (the progress row) and commits, or rolls back when
+    /// `already_applied`. Returns the transaction's relations and row count.
+    pub(super) async fn commit(
+        &mut self,
+        xid: u32,
+        tail: &str,
+        already_applied: bool,
+    ) -> Result<Option<(RelationCache, u64)>, SyncError> {
+        let Some(mut txn) = self.open.remove(&xid) else {
+            return Ok(None);
+        };
+        if already_applied {
+            self.release(txn, "ROLLBACK").await?;
+            return Ok(None);
+        }
+        txn.sql.push_str(tail);
+        txn.sql.push_str(";\n");
+        txn.flush().await?;
+        let relations = std::mem::take(&mut txn.relations);
+        let rows = txn.rows;
+        self.release(txn, "COMMIT").await?;
+        Ok(Some((relations, rows)))
+    }
+
+    async fn release(&mut self, mut txn: StreamedTxn, end: &str) -> Result<(), SyncError> {
+        if txn.begun {
+            txn.conn
+                .simple_query(end)
+                .await
+                .map_err(|e| SyncError::apply("ending a streamed transaction", e, true))?;
+        }
+        self.idle.push(txn.conn);
+        Ok(())
+    }
+
+    /// Rolls back every open streamed transaction (stopping, or after an error).
+    pub(super) async fn rollback_all(&mut self) {
+        for (_, mut txn) in self.open.drain() {
+            if txn.begun {
+                let _ = txn.conn.simple_query("ROLLBACK").await;
+            }
+        }
+        self.block = None;
+    }
+}
