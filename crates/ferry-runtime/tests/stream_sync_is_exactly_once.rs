@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_runtime::{run_stream_sync, Progress, StreamSyncOptions};
+use ferry_runtime::{run_stream_sync, Progress};
 use ferry_testkit::TempCluster;
 use support::*;
 use tokio::sync::watch;
@@ -19,20 +19,6 @@ const SCHEMA: &str = "
     CREATE TABLE public.accounts (id bigint PRIMARY KEY, balance bigint NOT NULL, note text);
     CREATE TABLE public.events (account bigint, amount bigint);
     INSERT INTO public.accounts SELECT g, 1000, 'initial' FROM generate_series(1, 20000) g;";
-
-fn options(source: &TempCluster, target: &TempCluster) -> StreamSyncOptions {
-    StreamSyncOptions {
-        full: support::options(source, target, &["public.*"]),
-        copy_first: true,
-        slot: "ferry_stream".into(),
-        publication: "ferry_stream".into(),
-        pipeline: "test".into(),
-        progress_schema: "ferry".into(),
-        streaming: true,
-        heartbeat: None,
-        batch: Default::default(),
-    }
-}
 
 /// Moves money between accounts and logs each move in `events` (a keyless table, where a
 /// duplicate or lost insert changes the digest), until told to stop.
@@ -62,28 +48,6 @@ fn start_writer(source: &TempCluster, stop: Arc<AtomicBool>) -> tokio::task::Joi
     })
 }
 
-async fn wait_equal(source: &TempCluster, target: &TempCluster, table: &str) {
-    // The same digest as `support::digest`, through psql so that a table a copy is
-    // re-creating at this moment reads as "not yet" instead of failing the test.
-    let sql = format!(
-        "SET extra_float_digits = 3; SELECT count(*) || ' ' || md5(coalesce(string_agg(h, ',' ORDER BY h), '')) \
-         FROM (SELECT md5(t::text) AS h FROM {table} t) d"
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = source.psql(&sql).unwrap();
-        let t = target.psql(&sql).unwrap_or_default();
-        if s == t {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{table} never converged: source {s:?}, target {t:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handoff_has_no_gap_or_duplicate() {
     let source = TempCluster::new().unwrap();
@@ -93,7 +57,7 @@ async fn handoff_has_no_gap_or_duplicate() {
     let writer = start_writer(&source, stop_writer.clone());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (stop, stop_rx) = watch::channel(false);
-    let opts = options(&source, &target);
+    let opts = stream_options(&source, &target);
     let sync =
         tokio::spawn(async move { run_stream_sync(&opts, &Progress::none(), stop_rx).await });
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -116,7 +80,7 @@ async fn aborted_streaming_resumes_without_loss_or_duplicate() {
     let writer = start_writer(&source, stop_writer.clone());
     for round in 0..5u64 {
         let (_stop, stop_rx) = watch::channel(false);
-        let opts = options(&source, &target);
+        let opts = stream_options(&source, &target);
         let sync =
             tokio::spawn(async move { run_stream_sync(&opts, &Progress::none(), stop_rx).await });
         // Killed at a different moment each round: the future is dropped mid-work.
@@ -138,7 +102,7 @@ async fn aborted_streaming_resumes_without_loss_or_duplicate() {
     stop_writer.store(true, Ordering::Relaxed);
     writer.await.unwrap();
     let (stop, stop_rx) = watch::channel(false);
-    let opts = options(&source, &target);
+    let opts = stream_options(&source, &target);
     let sync =
         tokio::spawn(async move { run_stream_sync(&opts, &Progress::none(), stop_rx).await });
     wait_equal(&source, &target, "public.accounts").await;
@@ -158,7 +122,7 @@ async fn aborted_copy_starts_over_and_ends_exact() {
     // Abort as soon as the copy has started loading.
     let (_stop, stop_rx) = watch::channel(false);
     let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let opts = options(&source, &target);
+    let opts = stream_options(&source, &target);
     let sync =
         tokio::spawn(async move { run_stream_sync(&opts, &Progress::to(sender), stop_rx).await });
     while let Some(event) = events.recv().await {
@@ -183,7 +147,7 @@ async fn aborted_copy_starts_over_and_ends_exact() {
         .psql("UPDATE public.accounts SET note = 'between runs' WHERE id <= 10")
         .unwrap();
     let (stop, stop_rx) = watch::channel(false);
-    let opts = options(&source, &target);
+    let opts = stream_options(&source, &target);
     let sync =
         tokio::spawn(async move { run_stream_sync(&opts, &Progress::none(), stop_rx).await });
     wait_equal(&source, &target, "public.accounts").await;

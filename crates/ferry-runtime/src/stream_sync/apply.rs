@@ -85,7 +85,7 @@ impl<'a> Applier<'a> {
             decoder: PgoutputDecoder::new(),
             relations: RelationCache::default(),
             lookup: SourceLookup::new(options.full.source.clone()),
-            streams: Streams::new(options.full.target.clone()),
+            streams: Streams::new(options.full.target.clone(), options.pipeline.clone()),
             applied: start,
             group: Group::default(),
             open: None,

@@ -88,6 +88,7 @@ pub async fn run_stream_sync(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SyncError> {
     let mut target = setup::session(&options.full.target).await?;
+    setup::lock_pipeline(options, &mut target).await?;
     let start = match setup::stored_position(options, &mut target).await? {
         Some(lsn) if !lsn.is_zero() => lsn,
         // No position yet, or 0/0: a first run that stopped before its copy finished.

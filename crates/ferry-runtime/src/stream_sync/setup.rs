@@ -32,6 +32,58 @@ pub(super) async fn session(params: &ConnParams) -> Result<ReplicationClient, Sy
     Ok(client)
 }
 
+/// The advisory lock class of Ferry's pipeline locks on the target (`'Fe'`).
+const LOCK_CLASS: i32 = 0x4665;
+
+/// Makes this run the only one applying `pipeline` on the target, and waits until sessions
+/// of an earlier run of it have ended.
+///
+/// A killed Ferry process leaves its target sessions behind for a moment: one may still be
+/// executing its last group and commit it after a new run has read the stored position,
+/// which would then apply that group a second time. The main session holds an exclusive
+/// advisory lock for the run's life; each streamed-transaction session holds a shared one
+/// on a second key, which a new run takes exclusively once to wait them out. Another Ferry
+/// process running the same pipeline waits too, instead of applying alongside.
+pub(super) async fn lock_pipeline(
+    options: &StreamSyncOptions,
+    target: &mut ReplicationClient,
+) -> Result<(), SyncError> {
+    let key = quote_literal(&options.pipeline);
+    let free = target
+        .simple_query(&format!(
+            "SELECT pg_try_advisory_lock({LOCK_CLASS}, hashtext({key}))"
+        ))
+        .await
+        .map_err(|e| SyncError::session("locking the pipeline on the target", e))?;
+    let got = free
+        .last()
+        .and_then(|r| r.rows.first())
+        .and_then(|row| row.first().cloned().flatten());
+    if got.as_deref() != Some("t") {
+        tracing::info!(pipeline = %options.pipeline, "waiting for an earlier session of this pipeline on the target to end");
+        target
+            .simple_query(&format!("SELECT pg_advisory_lock({LOCK_CLASS}, hashtext({key}))"))
+            .await
+            .map_err(|e| SyncError::session("waiting for an earlier run of the pipeline", e))?;
+    }
+    target
+        .simple_query(&format!(
+            "SELECT pg_advisory_lock({LOCK_CLASS}, hashtext({key}) + 1);
+             SELECT pg_advisory_unlock({LOCK_CLASS}, hashtext({key}) + 1)"
+        ))
+        .await
+        .map_err(|e| SyncError::session("waiting for an earlier run of the pipeline", e))?;
+    Ok(())
+}
+
+/// The statement a streamed-transaction session runs first (see [`lock_pipeline`]).
+pub(super) fn streamed_session_lock_sql(pipeline: &str) -> String {
+    format!(
+        "SELECT pg_advisory_lock_shared({LOCK_CLASS}, hashtext({}) + 1)",
+        quote_literal(pipeline)
+    )
+}
+
 pub(super) fn save_position_sql(options: &StreamSyncOptions, lsn: Lsn) -> String {
     format!(
         "INSERT INTO {}.progress (pipeline, lsn) VALUES ({}, {}::pg_lsn)

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use ferry_pgwire::{ConnParams, ReplicationClient};
 
 use super::relations::RelationCache;
-use super::setup::session;
+use super::setup::{session, streamed_session_lock_sql};
 use crate::error::SyncError;
 
 /// More concurrent streamed transactions than this, and the pipeline restarts without
@@ -93,6 +93,7 @@ impl StreamedTxn {
 /// The streamed transactions in flight and the idle connections for new ones.
 pub(super) struct Streams {
     target: ConnParams,
+    pipeline: String,
     idle: Vec<ReplicationClient>,
     open: HashMap<u32, StreamedTxn>,
     /// The transaction whose block is open.
@@ -100,9 +101,10 @@ pub(super) struct Streams {
 }
 
 impl Streams {
-    pub(super) fn new(target: ConnParams) -> Self {
+    pub(super) fn new(target: ConnParams, pipeline: String) -> Self {
         Streams {
             target,
+            pipeline,
             idle: Vec::new(),
             open: HashMap::new(),
             block: None,
@@ -123,7 +125,13 @@ impl Streams {
             }
             let conn = match self.idle.pop() {
                 Some(conn) => conn,
-                None => session(&self.target).await?,
+                None => {
+                    let mut conn = session(&self.target).await?;
+                    conn.simple_query(&streamed_session_lock_sql(&self.pipeline))
+                        .await
+                        .map_err(|e| SyncError::session("locking a streamed-transaction session", e))?;
+                    conn
+                }
             };
             self.open.insert(
                 xid,

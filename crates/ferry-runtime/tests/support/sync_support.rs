@@ -6,7 +6,9 @@
 use ferry_pgwire::ConnParams;
 use ferry_postgres::schema::create::OnExisting;
 use ferry_postgres::TableSelection;
-use ferry_runtime::{FullSyncOptions, SnapshotSource};
+use std::time::{Duration, Instant};
+
+use ferry_runtime::{FullSyncOptions, SnapshotSource, StreamSyncOptions};
 use ferry_testkit::TempCluster;
 
 pub fn conn(cluster: &TempCluster, db: &str) -> ConnParams {
@@ -87,4 +89,42 @@ pub async fn assert_verified(source: &TempCluster, target: &TempCluster, tables:
         "ferry verify found differences:\n{report}"
     );
     assert!(!report.tables.is_empty());
+}
+
+/// Options of a `full+incremental` pipeline over every table of `public`.
+pub fn stream_options(source: &TempCluster, target: &TempCluster) -> StreamSyncOptions {
+    StreamSyncOptions {
+        full: options(source, target, &["public.*"]),
+        copy_first: true,
+        slot: "ferry_stream".into(),
+        publication: "ferry_stream".into(),
+        pipeline: "test".into(),
+        progress_schema: "ferry".into(),
+        streaming: true,
+        heartbeat: None,
+        batch: Default::default(),
+    }
+}
+
+/// Waits (up to 60 s) until `table` has the same rows on both clusters. The digest is the
+/// same as [`digest`]'s, through psql, so that a table a copy is re-creating at this moment
+/// reads as "not yet" instead of failing the test.
+pub async fn wait_equal(source: &TempCluster, target: &TempCluster, table: &str) {
+    let sql = format!(
+        "SET extra_float_digits = 3; SELECT count(*) || ' ' || md5(coalesce(string_agg(h, ',' ORDER BY h), '')) \
+         FROM (SELECT md5(t::text) AS h FROM {table} t) d"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = source.psql(&sql).unwrap();
+        let t = target.psql(&sql).unwrap_or_default();
+        if s == t {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{table} never converged: source {s:?}, target {t:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
