@@ -1,5 +1,6 @@
 //! PostgreSQL as a target: bulk loading, polled upserts, and the SQL of applied changes.
 
+pub mod alter;
 pub mod apply;
 pub mod copy;
 pub mod upsert;

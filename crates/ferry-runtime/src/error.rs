@@ -90,10 +90,12 @@ impl SyncError {
 
     /// An error applying changes; a lock timeout while streamed transactions are open is a
     /// [`SyncError::StreamingConflict`].
-    pub(crate) fn apply(what: &'static str, source: ferry_pgwire::Error, streams_open: bool) -> Self {
-        let lock_timeout = source
-            .as_db_error()
-            .is_some_and(|e| e.code() == "55P03");
+    pub(crate) fn apply(
+        what: &'static str,
+        source: ferry_pgwire::Error,
+        streams_open: bool,
+    ) -> Self {
+        let lock_timeout = source.as_db_error().is_some_and(|e| e.code() == "55P03");
         if lock_timeout && streams_open {
             return SyncError::StreamingConflict(source.to_string());
         }

@@ -77,7 +77,11 @@ pub(super) struct Applier<'a> {
 }
 
 impl<'a> Applier<'a> {
-    pub(super) fn new(options: &'a StreamSyncOptions, target: ReplicationClient, start: Lsn) -> Self {
+    pub(super) fn new(
+        options: &'a StreamSyncOptions,
+        target: ReplicationClient,
+        start: Lsn,
+    ) -> Self {
         Applier {
             options,
             limits: options.batch,
@@ -388,9 +392,9 @@ fn row_sql<'r>(
     relation: impl Fn(RelationId) -> Result<&'r Relation, SyncError>,
 ) -> Result<Option<String>, SyncError> {
     Ok(match change {
-        Change::Insert { relation: id, new, .. } => {
-            Some(insert_sql(relation(*id)?, new).map_err(apply_error)?)
-        }
+        Change::Insert {
+            relation: id, new, ..
+        } => Some(insert_sql(relation(*id)?, new).map_err(apply_error)?),
         Change::Update {
             relation: id,
             key,

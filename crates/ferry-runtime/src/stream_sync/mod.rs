@@ -130,7 +130,9 @@ pub async fn run_stream_sync(
         let message = if apply.has_pending_group() && !apply.group_is_full() {
             // Take whatever is already waiting into the group; commit it once nothing is.
             match tokio::time::timeout(Duration::ZERO, stream.next()).await {
-                Ok(message) => message.map_err(|e| SyncError::session("streaming from the slot", e))?,
+                Ok(message) => {
+                    message.map_err(|e| SyncError::session("streaming from the slot", e))?
+                }
                 Err(_) => {
                     apply.commit_group(&mut stream).await?;
                     continue;

@@ -174,7 +174,10 @@ pub(super) async fn follow(
         return Ok((Vec::new(), wanted));
     }
     let mut added = Vec::new();
-    for column in wanted.iter().filter(|w| !current.iter().any(|c| c.name == w.name)) {
+    for column in wanted
+        .iter()
+        .filter(|w| !current.iter().any(|c| c.name == w.name))
+    {
         added.push((
             column.name.clone(),
             lookup.added_column(relation.id, &column.name).await?,

@@ -62,7 +62,9 @@ pub(super) async fn lock_pipeline(
     if got.as_deref() != Some("t") {
         tracing::info!(pipeline = %options.pipeline, "waiting for an earlier session of this pipeline on the target to end");
         target
-            .simple_query(&format!("SELECT pg_advisory_lock({LOCK_CLASS}, hashtext({key}))"))
+            .simple_query(&format!(
+                "SELECT pg_advisory_lock({LOCK_CLASS}, hashtext({key}))"
+            ))
             .await
             .map_err(|e| SyncError::session("waiting for an earlier run of the pipeline", e))?;
     }

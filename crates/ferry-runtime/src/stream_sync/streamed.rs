@@ -129,7 +129,9 @@ impl Streams {
                     let mut conn = session(&self.target).await?;
                     conn.simple_query(&streamed_session_lock_sql(&self.pipeline))
                         .await
-                        .map_err(|e| SyncError::session("locking a streamed-transaction session", e))?;
+                        .map_err(|e| {
+                            SyncError::session("locking a streamed-transaction session", e)
+                        })?;
                     conn
                 }
             };
