@@ -62,6 +62,12 @@ impl ReplicationStream {
         self.durable = self.durable.max(lsn);
     }
 
+    /// Brings the next status update forward to at most `within` from now (after a commit,
+    /// so that the server, and whoever watches the slot, learn of it promptly).
+    pub fn status_within(&mut self, within: Duration) {
+        self.next_status = self.next_status.min(Instant::now() + within);
+    }
+
     /// The position last declared durable.
     pub fn durable(&self) -> Lsn {
         self.durable

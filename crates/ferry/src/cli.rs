@@ -76,7 +76,18 @@ pub enum Command {
         #[command(subcommand)]
         what: SetupCommand,
     },
-    /// Copy the source into the target (mode = "full"), with progress.
+    /// Two throwaway local clusters, a live workload and a full+incremental pipeline between
+    /// them, verified at the end; needs only the installed PostgreSQL (no config file).
+    Demo {
+        /// How long the live workload runs.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Orders in the sample data before the copy.
+        #[arg(long, default_value_t = 200_000)]
+        orders: u32,
+    },
+    /// Run a pipeline: copy (mode = "full"), copy then stream changes ("full+incremental"),
+    /// stream only ("incremental"), or poll by timestamp ("timestamp").
     Sync {
         /// The pipeline to run, when the config has several.
         #[arg(long)]

@@ -1,6 +1,7 @@
 //! One module per subcommand; each takes the validated config and returns an exit code.
 
 pub mod check;
+pub mod demo;
 pub mod peek;
 pub mod setup;
 pub mod slots;

@@ -38,6 +38,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Demo { duration, orders } = cli.command {
+        return commands::demo::run(duration, orders).await;
+    }
     let config = config::load(&cli.config)?;
     match cli.command {
         Command::Check { json, pipeline } => {
@@ -68,6 +71,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             what: SetupCommand::Timestamps { apply, pipeline },
         } => commands::setup::timestamps(&config, apply, pipeline.as_deref()).await,
         Command::Sync { pipeline } => commands::sync::run(&config, pipeline.as_deref()).await,
+        // Handled above, before a config file is needed.
+        Command::Demo { duration, orders } => commands::demo::run(duration, orders).await,
     }
 }
 

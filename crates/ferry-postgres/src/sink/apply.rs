@@ -135,16 +135,26 @@ fn row_filter(
 
 /// `UPDATE` to `new`, leaving unchanged TOAST columns alone. `None` when there is nothing
 /// to set (every sent column unchanged).
+///
+/// Key columns are set only when the key changed (`key` sent): otherwise they are the
+/// WHERE clause already. Columns flagged in `never_set` (the target's `GENERATED ALWAYS`
+/// identity columns, which an UPDATE cannot write and the source cannot change either) are
+/// left out; an empty slice flags none.
 pub fn update_sql(
     relation: &Relation,
     key: Option<&Row>,
     old: Option<&Row>,
     new: &Row,
+    never_set: &[bool],
 ) -> Result<Option<String>, ApplyError> {
     check_len(relation, new)?;
     let table = target_table(relation);
+    let key_unchanged = key.is_none() && old.is_none();
     let mut sets = Vec::new();
-    for (column, datum) in relation.columns.iter().zip(&new.0) {
+    for (i, (column, datum)) in relation.columns.iter().zip(&new.0).enumerate() {
+        if never_set.get(i).copied().unwrap_or(false) || (key_unchanged && column.is_key) {
+            continue;
+        }
         if let Some(value) = literal(&table, datum)? {
             sets.push(format!("{} = {value}", quote_ident(&column.name)));
         }
@@ -220,10 +230,10 @@ mod tests {
     fn unchanged_toast_columns_are_left_out_of_set() {
         let new = Row(vec![text("1"), text("it's"), Datum::UnchangedToast]);
         assert_eq!(
-            update_sql(&relation('d'), None, None, &new)
+            update_sql(&relation('d'), None, None, &new, &[])
                 .unwrap()
                 .unwrap(),
-            r#"UPDATE ONLY "public"."Order" SET "id" = '1', "note" = 'it''s' WHERE "id" = '1'"#
+            r#"UPDATE ONLY "public"."Order" SET "note" = 'it''s' WHERE "id" = '1'"#
         );
     }
 
@@ -231,10 +241,19 @@ mod tests {
     fn key_change_finds_the_row_by_the_old_key() {
         let key = Row(vec![text("1"), Datum::Null, Datum::Null]);
         let new = Row(vec![text("2"), text("n"), text("b")]);
-        let sql = update_sql(&relation('d'), Some(&key), None, &new)
-            .unwrap()
-            .unwrap();
-        assert!(sql.ends_with(r#"WHERE "id" = '1'"#), "{sql}");
+        let sql = update_sql(
+            &relation('d'),
+            Some(&key),
+            None,
+            &new,
+            &[false, false, true],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            sql,
+            r#"UPDATE ONLY "public"."Order" SET "id" = '2', "note" = 'n' WHERE "id" = '1'"#
+        );
     }
 
     #[test]
@@ -271,7 +290,7 @@ mod tests {
             Err(ApplyError::NoIdentity { .. })
         ));
         assert!(matches!(
-            update_sql(&keyless, None, None, &row),
+            update_sql(&keyless, None, None, &row, &[]),
             Err(ApplyError::NoIdentity { .. })
         ));
         assert!(matches!(

@@ -12,12 +12,12 @@
 
 use std::time::Instant;
 
-use ferry_core::{Change, Lsn, Relation, RelationId};
+use ferry_core::{Change, Lsn, RelationId};
 use ferry_pgwire::{ReplicationClient, ReplicationMessage, ReplicationStream};
 use ferry_postgres::sink::apply::{delete_sql, insert_sql, truncate_sql, update_sql, ApplyError};
 use ferry_postgres::source::decode::pgoutput::PgoutputDecoder;
 
-use super::relations::{follow, RelationCache, SourceLookup};
+use super::relations::{follow, Described, RelationCache, SourceLookup};
 use super::setup::save_position_sql;
 use super::streamed::Streams;
 use super::{BatchLimits, StreamSyncOptions, HEARTBEAT_PREFIX};
@@ -25,6 +25,10 @@ use crate::error::SyncError;
 
 /// Gathered SQL is sent to the target once it is this large, even mid-transaction.
 const FLUSH_BYTES: usize = 1 << 20;
+
+/// A commit is reported to the server within this delay (at most one status update per
+/// this delay under a steady load).
+const STATUS_AFTER_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How often the running totals are logged.
 const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -164,18 +168,15 @@ impl<'a> Applier<'a> {
                 }
             }
             Change::Relation { relation, .. } => {
-                if self.open.as_ref().is_some_and(|t| t.skip) {
-                    self.relations.insert(relation, None);
-                    return Ok(());
-                }
+                // Also in a skipped transaction: the target already has its effect, so the
+                // comparison finds nothing to do, and the cache is up to date.
                 self.flush_group().await?;
-                let known = self.relations.shape(relation.id);
-                let (statements, shape) =
-                    follow(&relation, known, &mut self.target, &mut self.lookup).await?;
+                let (statements, described) =
+                    follow(relation, &mut self.target, &mut self.lookup).await?;
                 for statement in statements {
                     self.push(&statement, false).await?;
                 }
-                self.relations.insert(relation, Some(shape));
+                self.relations.insert(described);
             }
             Change::Message {
                 transactional: false,
@@ -211,6 +212,7 @@ impl<'a> Applier<'a> {
                     self.relations.merge(relations);
                     self.applied = end_lsn;
                     stream.confirm_durable(end_lsn);
+                    stream.status_within(STATUS_AFTER_COMMIT);
                     self.count(1, rows);
                 }
             }
@@ -236,18 +238,12 @@ impl<'a> Applier<'a> {
     async fn handle_streamed(&mut self, subxid: u32, change: Change) -> Result<(), SyncError> {
         let txn = self.streams.current()?;
         if let Change::Relation { relation, .. } = change {
-            let known = txn
-                .relations
-                .shape(relation.id)
-                .or_else(|| self.relations.shape(relation.id))
-                .map(<[_]>::to_vec);
             let conn = txn.connection().await?;
-            let (statements, shape) =
-                follow(&relation, known.as_deref(), conn, &mut self.lookup).await?;
+            let (statements, described) = follow(relation, conn, &mut self.lookup).await?;
             for statement in statements {
                 txn.push(subxid, &statement).await?;
             }
-            txn.relations.insert(relation, Some(shape));
+            txn.relations.insert(described);
             return Ok(());
         }
         let main = &self.relations;
@@ -264,7 +260,7 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    fn relation(&self, id: RelationId) -> Result<&Relation, SyncError> {
+    fn relation(&self, id: RelationId) -> Result<&Described, SyncError> {
         self.relations.get(id).ok_or_else(|| unknown_relation(id))
     }
 
@@ -330,6 +326,7 @@ impl<'a> Applier<'a> {
         let group = std::mem::take(&mut self.group);
         self.applied = end;
         stream.confirm_durable(end);
+        stream.status_within(STATUS_AFTER_COMMIT);
         self.count(group.txns, group.rows);
         Ok(())
     }
@@ -389,8 +386,9 @@ fn apply_error(e: ApplyError) -> SyncError {
 /// that are not row changes).
 fn row_sql<'r>(
     change: &Change,
-    relation: impl Fn(RelationId) -> Result<&'r Relation, SyncError>,
+    described: impl Fn(RelationId) -> Result<&'r Described, SyncError>,
 ) -> Result<Option<String>, SyncError> {
+    let relation = |id: RelationId| described(id).map(|d| &d.relation);
     Ok(match change {
         Change::Insert {
             relation: id, new, ..
@@ -401,7 +399,11 @@ fn row_sql<'r>(
             old,
             new,
             ..
-        } => update_sql(relation(*id)?, key.as_ref(), old.as_ref(), new).map_err(apply_error)?,
+        } => {
+            let d = described(*id)?;
+            update_sql(&d.relation, key.as_ref(), old.as_ref(), new, &d.never_set)
+                .map_err(apply_error)?
+        }
         Change::Delete {
             relation: id,
             key,

@@ -1,10 +1,11 @@
 //! The relations a stream has described, and the target tables kept in step with them.
 //!
 //! pgoutput sends a Relation message before the first change of a table in a session and
-//! again after its columns change. The first time in a session Ferry compares it with the
-//! target table's columns (read from the target's catalog); afterwards with the previous
-//! message. A difference becomes `ALTER TABLE` statements ([`ferry_postgres::sink::alter`])
-//! that run in the same target transaction, before the change that needs them.
+//! again after its columns change. Each one is compared with the target table's columns,
+//! read from the target's catalog on the connection that applies the changes (after the SQL
+//! sent before it, so inside the same transaction). A difference becomes `ALTER TABLE`
+//! statements ([`ferry_postgres::sink::alter`]) that run in that transaction, before the
+//! change that needs them. The same read tells which target columns an UPDATE must not set.
 //!
 //! Column types are compared as `format_type` spells them: the source's spelling of a
 //! column in a Relation message is looked up once per (type, modifier) on a source SQL
@@ -20,36 +21,34 @@ use ferry_postgres::sink::apply::target_table;
 
 use crate::error::SyncError;
 
-/// Relations by id, with the column list the target table has (as far as this session
-/// has applied or read it).
+/// A relation as the stream described it, with what the apply needs to know about its
+/// target table.
+#[derive(Debug)]
+pub(super) struct Described {
+    pub(super) relation: Relation,
+    /// Per column of `relation`: the target column is `GENERATED ALWAYS AS IDENTITY`, so an
+    /// UPDATE must not set it.
+    pub(super) never_set: Vec<bool>,
+}
+
+/// Relations by id.
 #[derive(Debug, Default)]
 pub(super) struct RelationCache {
-    relations: HashMap<RelationId, Relation>,
-    shapes: HashMap<RelationId, Vec<ColumnShape>>,
+    relations: HashMap<RelationId, Described>,
 }
 
 impl RelationCache {
-    pub(super) fn get(&self, id: RelationId) -> Option<&Relation> {
+    pub(super) fn get(&self, id: RelationId) -> Option<&Described> {
         self.relations.get(&id)
     }
 
-    pub(super) fn shape(&self, id: RelationId) -> Option<&[ColumnShape]> {
-        self.shapes.get(&id).map(Vec::as_slice)
-    }
-
-    pub(super) fn insert(&mut self, relation: Relation, shape: Option<Vec<ColumnShape>>) {
-        match shape {
-            Some(shape) => self.shapes.insert(relation.id, shape),
-            // Not applied (a skipped transaction): read the target again next time.
-            None => self.shapes.remove(&relation.id),
-        };
-        self.relations.insert(relation.id, relation);
+    pub(super) fn insert(&mut self, described: Described) {
+        self.relations.insert(described.relation.id, described);
     }
 
     /// Takes in what a committed streamed transaction described.
     pub(super) fn merge(&mut self, other: RelationCache) {
         self.relations.extend(other.relations);
-        self.shapes.extend(other.shapes);
     }
 }
 
@@ -126,16 +125,22 @@ impl SourceLookup {
     }
 }
 
+/// A target column as [`follow`] reads it.
+struct TargetColumn {
+    shape: ColumnShape,
+    identity_always: bool,
+}
+
 /// The target table's columns (without generated ones, which pgoutput never sends), in
 /// order, read on `target` (inside its open transaction, if any).
-async fn target_shape(
+async fn target_columns(
     target: &mut ReplicationClient,
     relation: &Relation,
-) -> Result<Vec<ColumnShape>, SyncError> {
+) -> Result<Vec<TargetColumn>, SyncError> {
     let table = target_table(relation);
     let result = target
         .simple_query(&format!(
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attidentity = 'a'
              FROM pg_attribute a
              WHERE a.attrelid = to_regclass({}) AND a.attnum > 0 AND NOT a.attisdropped
                AND a.attgenerated = ''
@@ -152,51 +157,67 @@ async fn target_shape(
         .iter()
         .map(|row| {
             let cell = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-            ColumnShape::new(cell(0), cell(1))
+            TargetColumn {
+                shape: ColumnShape::new(cell(0), cell(1)),
+                identity_always: cell(2) == "t",
+            }
         })
         .collect())
 }
 
-/// The statements that bring the target table in line with `relation`, and the column list
-/// it has after them. `known` is the list from earlier in this session, if any.
+/// Compares `relation` with its target table (read on `target`, after everything sent on
+/// it): the statements that bring the table in line, and what the apply needs to know
+/// about it.
 pub(super) async fn follow(
-    relation: &Relation,
-    known: Option<&[ColumnShape]>,
+    relation: Relation,
     target: &mut ReplicationClient,
     lookup: &mut SourceLookup,
-) -> Result<(Vec<String>, Vec<ColumnShape>), SyncError> {
-    let wanted = lookup.shape(relation).await?;
-    let current = match known {
-        Some(known) => known.to_vec(),
-        None => target_shape(target, relation).await?,
-    };
-    if current == wanted {
-        return Ok((Vec::new(), wanted));
-    }
-    let mut added = Vec::new();
-    for column in wanted
+) -> Result<(Vec<String>, Described), SyncError> {
+    let wanted = lookup.shape(&relation).await?;
+    let columns = target_columns(target, &relation).await?;
+    let never_set = relation
+        .columns
         .iter()
-        .filter(|w| !current.iter().any(|c| c.name == w.name))
-    {
-        added.push((
-            column.name.clone(),
-            lookup.added_column(relation.id, &column.name).await?,
-        ));
-    }
-    let statements = alter_statements(&target_table(relation), &current, &wanted, |c| {
-        added
+        .map(|c| {
+            columns
+                .iter()
+                .any(|t| t.identity_always && t.shape.name == c.name)
+        })
+        .collect();
+    let current: Vec<ColumnShape> = columns.into_iter().map(|c| c.shape).collect();
+    let mut statements = Vec::new();
+    if current != wanted {
+        let mut added = Vec::new();
+        for column in wanted
             .iter()
-            .find(|(name, _)| *name == c.name)
-            .map(|(_, s)| s.clone())
-            .unwrap_or_default()
-    });
-    // The statements themselves may carry a value (an added column's default): not logged.
-    tracing::info!(
-        table = %target_table(relation),
-        columns_before = current.len(),
-        columns_after = wanted.len(),
-        statements = statements.len(),
-        "following a column change of the source"
-    );
-    Ok((statements, wanted))
+            .filter(|w| !current.iter().any(|c| c.name == w.name))
+        {
+            added.push((
+                column.name.clone(),
+                lookup.added_column(relation.id, &column.name).await?,
+            ));
+        }
+        statements = alter_statements(&target_table(&relation), &current, &wanted, |c| {
+            added
+                .iter()
+                .find(|(name, _)| *name == c.name)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default()
+        });
+        // The statements themselves may carry a value (an added column's default): not logged.
+        tracing::info!(
+            table = %target_table(&relation),
+            columns_before = current.len(),
+            columns_after = wanted.len(),
+            statements = statements.len(),
+            "following a column change of the source"
+        );
+    }
+    Ok((
+        statements,
+        Described {
+            relation,
+            never_set,
+        },
+    ))
 }
