@@ -75,6 +75,8 @@ pub enum SyncError {
     TargetTableMissing { table: TableName },
     #[error("a large transaction streamed before its commit conflicts with the others ({0}); retrying without streaming")]
     StreamingConflict(String),
+    #[error("a batch of changes applied as one statement hit an integrity check ({0}); retrying one change at a time")]
+    BatchConflict(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -88,23 +90,31 @@ impl SyncError {
         SyncError::Session { what, source }
     }
 
-    /// An error applying changes; a lock timeout while streamed transactions are open is a
-    /// [`SyncError::StreamingConflict`].
+    /// An error applying changes. A lock timeout while streamed transactions are open is a
+    /// [`SyncError::StreamingConflict`]; an integrity error while runs of changes were
+    /// coalesced is a [`SyncError::BatchConflict`]: both retry in safe mode.
     pub(crate) fn apply(
         what: &'static str,
         source: ferry_pgwire::Error,
         streams_open: bool,
+        coalesced: bool,
     ) -> Self {
-        let lock_timeout = source.as_db_error().is_some_and(|e| e.code() == "55P03");
-        if lock_timeout && streams_open {
-            return SyncError::StreamingConflict(source.to_string());
+        let code = source.as_db_error().map(|e| e.code().to_owned());
+        match code.as_deref() {
+            Some("55P03") if streams_open => SyncError::StreamingConflict(source.to_string()),
+            Some(c) if coalesced && c.starts_with("23") => {
+                SyncError::BatchConflict(source.to_string())
+            }
+            _ => SyncError::Session { what, source },
         }
-        SyncError::Session { what, source }
     }
 
-    /// The pipeline should run again with streaming off.
-    pub fn is_streaming_conflict(&self) -> bool {
-        matches!(self, SyncError::StreamingConflict(_))
+    /// The pipeline should run again in safe mode: streaming off, one statement per change.
+    pub fn needs_safe_mode(&self) -> bool {
+        matches!(
+            self,
+            SyncError::StreamingConflict(_) | SyncError::BatchConflict(_)
+        )
     }
 
     pub(crate) fn copy(table: &TableName, source: CopyError) -> Self {
@@ -152,7 +162,7 @@ impl SyncError {
             | SyncError::CopyInterrupted { .. }
             | SyncError::TargetTableMissing { .. }
             | SyncError::Internal(_) => false,
-            SyncError::StreamingConflict(_) => true,
+            SyncError::StreamingConflict(_) | SyncError::BatchConflict(_) => true,
         }
     }
 }

@@ -43,7 +43,7 @@ pub fn target_table(relation: &Relation) -> TableName {
     TableName::new(relation.schema.clone(), relation.name.clone())
 }
 
-fn literal(table: &TableName, datum: &Datum) -> Result<Option<String>, ApplyError> {
+pub(crate) fn literal(table: &TableName, datum: &Datum) -> Result<Option<String>, ApplyError> {
     match datum {
         Datum::Null => Ok(Some("NULL".to_owned())),
         Datum::UnchangedToast => Ok(None),

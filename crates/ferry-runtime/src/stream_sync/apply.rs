@@ -17,11 +17,12 @@ use ferry_pgwire::{ReplicationClient, ReplicationMessage, ReplicationStream};
 use ferry_postgres::sink::apply::{delete_sql, insert_sql, truncate_sql, update_sql, ApplyError};
 use ferry_postgres::source::decode::pgoutput::PgoutputDecoder;
 
-use super::relations::{follow, Described, RelationCache, SourceLookup};
+use super::relations::{follow, RelationCache, SourceLookup};
 use super::setup::save_position_sql;
 use super::streamed::Streams;
 use super::{BatchLimits, StreamSyncOptions, HEARTBEAT_PREFIX};
 use crate::error::SyncError;
+use ferry_postgres::sink::batch::{Batcher, TargetRelation};
 
 /// Gathered SQL is sent to the target once it is this large, even mid-transaction.
 const FLUSH_BYTES: usize = 1 << 20;
@@ -46,16 +47,16 @@ struct Group {
     since: Option<Instant>,
     /// End LSN of the last complete transaction in the group.
     end: Option<Lsn>,
+    /// The run of row changes being coalesced (not yet in `sql`).
+    batcher: Batcher,
 }
 
 /// The plain transaction being read.
 struct OpenTxn {
     /// Already applied (it commits before the stored position): its changes are dropped.
     skip: bool,
-    /// Where its SQL starts in the group's unsent SQL.
-    mark: usize,
-    /// Some of its SQL was sent, so it cannot be cut off the group.
-    sent: bool,
+    /// Statements it added to the group; with none, stopping can commit the group without it.
+    statements: u64,
 }
 
 /// Running totals, logged every [`REPORT_EVERY`].
@@ -153,8 +154,7 @@ impl<'a> Applier<'a> {
                 }
                 self.open = Some(OpenTxn {
                     skip,
-                    mark: self.group.sql.len(),
-                    sent: false,
+                    statements: 0,
                 });
             }
             Change::Commit { end_lsn, .. } => {
@@ -174,7 +174,7 @@ impl<'a> Applier<'a> {
                 let (statements, described) =
                     follow(relation, &mut self.target, &mut self.lookup).await?;
                 for statement in statements {
-                    self.push(&statement, false).await?;
+                    self.push(&statement).await?;
                 }
                 self.relations.insert(described);
             }
@@ -226,11 +226,7 @@ impl<'a> Applier<'a> {
                     change.name()
                 )));
             }
-            row_change => {
-                if let Some(sql) = row_sql(&row_change, |id| self.relation(id))? {
-                    self.push(&sql, true).await?;
-                }
-            }
+            row_change => self.push_change(&row_change).await?,
         }
         Ok(())
     }
@@ -246,7 +242,19 @@ impl<'a> Applier<'a> {
             txn.relations.insert(described);
             return Ok(());
         }
+        let Some(id) = relation_of(&change) else {
+            return Ok(());
+        };
         let main = &self.relations;
+        let target = txn
+            .relations
+            .get(id)
+            .or_else(|| main.get(id))
+            .ok_or_else(|| unknown_relation(id))?;
+        txn.rows += 1;
+        if self.options.coalesce && txn.pending.coalesce(subxid, target, &change)? {
+            return txn.flush_if_large().await;
+        }
         let sql = row_sql(&change, |id| {
             txn.relations
                 .get(id)
@@ -254,28 +262,63 @@ impl<'a> Applier<'a> {
                 .ok_or_else(|| unknown_relation(id))
         })?;
         if let Some(sql) = sql {
-            txn.rows += 1;
             txn.push(subxid, &sql).await?;
         }
         Ok(())
     }
 
-    fn relation(&self, id: RelationId) -> Result<&Described, SyncError> {
-        self.relations.get(id).ok_or_else(|| unknown_relation(id))
-    }
-
-    /// Adds a statement to the group, sending the gathered SQL when it is large.
-    async fn push(&mut self, sql: &str, row: bool) -> Result<(), SyncError> {
-        let Some(txn) = self.open.as_ref() else {
+    /// Adds a row change to the group: into the open run when it can join one, else as a
+    /// statement of its own.
+    async fn push_change(&mut self, change: &Change) -> Result<(), SyncError> {
+        let Some(txn) = self.open.as_mut() else {
             return Err(SyncError::Internal("a change outside a transaction".into()));
         };
         if txn.skip {
             return Ok(());
         }
+        txn.statements += 1;
+        let Some(id) = relation_of(change) else {
+            return Ok(());
+        };
+        let target = self.relations.get(id).ok_or_else(|| unknown_relation(id))?;
+        let before = self.group.sql.len();
+        let coalesced = self.options.coalesce
+            && self
+                .group
+                .batcher
+                .add(target, change, &mut self.group.sql)
+                .map_err(apply_error)?;
+        self.group.rows += 1;
+        if coalesced {
+            self.group.bytes += self.group.sql.len() - before;
+            if self.group.sql.len() >= FLUSH_BYTES {
+                self.flush_group().await?;
+            }
+            return Ok(());
+        }
+        let relations = &self.relations;
+        if let Some(sql) = row_sql(change, |id| {
+            relations.get(id).ok_or_else(|| unknown_relation(id))
+        })? {
+            self.push(&sql).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a statement to the group (after the open run), sending the gathered SQL when it
+    /// is large.
+    async fn push(&mut self, sql: &str) -> Result<(), SyncError> {
+        let Some(txn) = self.open.as_mut() else {
+            return Err(SyncError::Internal("a change outside a transaction".into()));
+        };
+        if txn.skip {
+            return Ok(());
+        }
+        txn.statements += 1;
+        self.group.batcher.finish(&mut self.group.sql);
         self.group.sql.push_str(sql);
         self.group.sql.push_str(";\n");
         self.group.bytes += sql.len();
-        self.group.rows += u64::from(row);
         if self.group.sql.len() >= FLUSH_BYTES {
             self.flush_group().await?;
         }
@@ -284,6 +327,7 @@ impl<'a> Applier<'a> {
 
     /// Sends the group's gathered SQL (inside its open target transaction).
     async fn flush_group(&mut self) -> Result<(), SyncError> {
+        self.group.batcher.finish(&mut self.group.sql);
         if self.group.sql.is_empty() {
             return Ok(());
         }
@@ -292,15 +336,17 @@ impl<'a> Applier<'a> {
             self.group.begun = true;
         }
         let sql = std::mem::take(&mut self.group.sql);
+        self.send(&sql).await
+    }
+
+    /// Sends SQL on the main connection.
+    async fn send(&mut self, sql: &str) -> Result<(), SyncError> {
         let streams_open = self.streams.any_open();
+        let coalesce = self.options.coalesce;
         self.target
-            .simple_query(&sql)
+            .simple_query(sql)
             .await
-            .map_err(|e| SyncError::apply("applying a transaction", e, streams_open))?;
-        if let Some(txn) = self.open.as_mut() {
-            txn.sent = true;
-            txn.mark = 0;
-        }
+            .map_err(|e| SyncError::apply("applying a transaction", e, streams_open, coalesce))?;
         Ok(())
     }
 
@@ -312,17 +358,14 @@ impl<'a> Applier<'a> {
         let Some(end) = self.group.end else {
             return Ok(());
         };
+        self.group.batcher.finish(&mut self.group.sql);
         let mut sql = std::mem::take(&mut self.group.sql);
         if !self.group.begun {
             sql.insert_str(0, "BEGIN;\n");
         }
         sql.push_str(&save_position_sql(self.options, end));
         sql.push_str(";\nCOMMIT");
-        let streams_open = self.streams.any_open();
-        self.target
-            .simple_query(&sql)
-            .await
-            .map_err(|e| SyncError::apply("applying a transaction", e, streams_open))?;
+        self.send(&sql).await?;
         let group = std::mem::take(&mut self.group);
         self.applied = end;
         stream.confirm_durable(end);
@@ -354,15 +397,12 @@ impl<'a> Applier<'a> {
     /// the server the final position.
     pub(super) async fn finish(&mut self, stream: &mut ReplicationStream) {
         self.streams.rollback_all().await;
-        if let Some(txn) = self.open.take() {
-            if txn.sent {
-                if self.group.begun {
-                    let _ = self.target.simple_query("ROLLBACK").await;
-                }
-                self.group = Group::default();
-            } else {
-                self.group.sql.truncate(txn.mark);
+        if self.open.take().is_some_and(|txn| txn.statements > 0) {
+            // Its statements are mixed into the group's: the group goes, and is sent again.
+            if self.group.begun {
+                let _ = self.target.simple_query("ROLLBACK").await;
             }
+            self.group = Group::default();
         }
         if let Err(e) = self.commit_group(stream).await {
             tracing::warn!(error = %format!("{e:#}"), "stopping: the last group was not applied; it is sent again next time");
@@ -386,7 +426,7 @@ fn apply_error(e: ApplyError) -> SyncError {
 /// that are not row changes).
 fn row_sql<'r>(
     change: &Change,
-    described: impl Fn(RelationId) -> Result<&'r Described, SyncError>,
+    described: impl Fn(RelationId) -> Result<&'r TargetRelation, SyncError>,
 ) -> Result<Option<String>, SyncError> {
     let relation = |id: RelationId| described(id).map(|d| &d.relation);
     Ok(match change {
@@ -424,4 +464,15 @@ fn row_sql<'r>(
         }
         _ => None,
     })
+}
+
+/// The relation a row change is to.
+fn relation_of(change: &Change) -> Option<RelationId> {
+    match change {
+        Change::Insert { relation, .. }
+        | Change::Update { relation, .. }
+        | Change::Delete { relation, .. } => Some(*relation),
+        Change::Truncate { relations, .. } => relations.first().copied(),
+        _ => None,
+    }
 }

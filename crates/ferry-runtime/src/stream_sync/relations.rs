@@ -18,31 +18,22 @@ use ferry_core::{quote_literal, Relation, RelationId};
 use ferry_pgwire::{ConnParams, ReplicationClient};
 use ferry_postgres::sink::alter::{alter_statements, ColumnShape, SourceColumn};
 use ferry_postgres::sink::apply::target_table;
+use ferry_postgres::sink::batch::TargetRelation;
 
 use crate::error::SyncError;
-
-/// A relation as the stream described it, with what the apply needs to know about its
-/// target table.
-#[derive(Debug)]
-pub(super) struct Described {
-    pub(super) relation: Relation,
-    /// Per column of `relation`: the target column is `GENERATED ALWAYS AS IDENTITY`, so an
-    /// UPDATE must not set it.
-    pub(super) never_set: Vec<bool>,
-}
 
 /// Relations by id.
 #[derive(Debug, Default)]
 pub(super) struct RelationCache {
-    relations: HashMap<RelationId, Described>,
+    relations: HashMap<RelationId, TargetRelation>,
 }
 
 impl RelationCache {
-    pub(super) fn get(&self, id: RelationId) -> Option<&Described> {
+    pub(super) fn get(&self, id: RelationId) -> Option<&TargetRelation> {
         self.relations.get(&id)
     }
 
-    pub(super) fn insert(&mut self, described: Described) {
+    pub(super) fn insert(&mut self, described: TargetRelation) {
         self.relations.insert(described.relation.id, described);
     }
 
@@ -172,7 +163,7 @@ pub(super) async fn follow(
     relation: Relation,
     target: &mut ReplicationClient,
     lookup: &mut SourceLookup,
-) -> Result<(Vec<String>, Described), SyncError> {
+) -> Result<(Vec<String>, TargetRelation), SyncError> {
     let wanted = lookup.shape(&relation).await?;
     let columns = target_columns(target, &relation).await?;
     let never_set = relation
@@ -213,11 +204,13 @@ pub(super) async fn follow(
             "following a column change of the source"
         );
     }
+    let types = wanted.into_iter().map(|c| c.type_sql).collect();
     Ok((
         statements,
-        Described {
+        TargetRelation {
             relation,
             never_set,
+            types,
         },
     ))
 }

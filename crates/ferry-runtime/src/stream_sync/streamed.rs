@@ -25,7 +25,9 @@
 
 use std::collections::HashMap;
 
+use ferry_core::Change;
 use ferry_pgwire::{ConnParams, ReplicationClient};
+use ferry_postgres::sink::batch::{Batcher, TargetRelation};
 
 use super::relations::RelationCache;
 use super::setup::{session, streamed_session_lock_sql};
@@ -41,27 +43,65 @@ const FLUSH_BYTES: usize = 1 << 20;
 /// One open streamed transaction.
 pub(super) struct StreamedTxn {
     conn: ReplicationClient,
-    sql: String,
-    begun: bool,
-    xid: u32,
-    /// Subtransactions with a savepoint, in the order they were placed.
-    savepoints: Vec<u32>,
+    pub(super) pending: Pending,
     /// What this transaction's Relation messages described; the pipeline's cache takes it
     /// in when it commits.
     pub(super) relations: RelationCache,
     pub(super) rows: u64,
 }
 
-impl StreamedTxn {
-    /// Adds the statement of a change made by (sub)transaction `subxid`.
-    pub(super) async fn push(&mut self, subxid: u32, sql: &str) -> Result<(), SyncError> {
+/// What a streamed transaction has gathered and not sent yet.
+pub(super) struct Pending {
+    sql: String,
+    begun: bool,
+    xid: u32,
+    /// Subtransactions with a savepoint, in the order they were placed.
+    savepoints: Vec<u32>,
+    batcher: Batcher,
+}
+
+impl Pending {
+    /// Places a savepoint before the first change of subtransaction `subxid`.
+    fn enter(&mut self, subxid: u32) {
         if subxid != self.xid && !self.savepoints.contains(&subxid) {
+            self.batcher.finish(&mut self.sql);
             self.sql.push_str(&format!("SAVEPOINT s{subxid};\n"));
             self.savepoints.push(subxid);
         }
+    }
+
+    /// Takes a row change of `subxid` into the open run if it can join one.
+    pub(super) fn coalesce(
+        &mut self,
+        subxid: u32,
+        target: &TargetRelation,
+        change: &Change,
+    ) -> Result<bool, SyncError> {
+        self.enter(subxid);
+        self.batcher
+            .add(target, change, &mut self.sql)
+            .map_err(|e| SyncError::Internal(e.to_string()))
+    }
+
+    /// Adds the statement of a change made by (sub)transaction `subxid`.
+    fn push(&mut self, subxid: u32, sql: &str) {
+        self.enter(subxid);
+        self.batcher.finish(&mut self.sql);
         self.sql.push_str(sql);
         self.sql.push_str(";\n");
-        if self.sql.len() >= FLUSH_BYTES {
+    }
+}
+
+impl StreamedTxn {
+    /// Adds the statement of a change made by (sub)transaction `subxid`.
+    pub(super) async fn push(&mut self, subxid: u32, sql: &str) -> Result<(), SyncError> {
+        self.pending.push(subxid, sql);
+        self.flush_if_large().await
+    }
+
+    /// Sends what is gathered once it is large.
+    pub(super) async fn flush_if_large(&mut self) -> Result<(), SyncError> {
+        if self.pending.sql.len() >= FLUSH_BYTES {
             self.flush().await?;
         }
         Ok(())
@@ -74,18 +114,20 @@ impl StreamedTxn {
     }
 
     async fn flush(&mut self) -> Result<(), SyncError> {
-        if self.sql.is_empty() {
+        let pending = &mut self.pending;
+        pending.batcher.finish(&mut pending.sql);
+        if pending.sql.is_empty() {
             return Ok(());
         }
-        if !self.begun {
-            self.sql.insert_str(0, "BEGIN;\n");
-            self.begun = true;
+        if !pending.begun {
+            pending.sql.insert_str(0, "BEGIN;\n");
+            pending.begun = true;
         }
-        let sql = std::mem::take(&mut self.sql);
+        let sql = std::mem::take(&mut pending.sql);
         self.conn
             .simple_query(&sql)
             .await
-            .map_err(|e| SyncError::apply("applying a streamed transaction", e, true))?;
+            .map_err(|e| SyncError::apply("applying a streamed transaction", e, true, true))?;
         Ok(())
     }
 }
@@ -139,10 +181,13 @@ impl Streams {
                 xid,
                 StreamedTxn {
                     conn,
-                    sql: String::new(),
-                    begun: false,
-                    xid,
-                    savepoints: Vec::new(),
+                    pending: Pending {
+                        sql: String::new(),
+                        begun: false,
+                        xid,
+                        savepoints: Vec::new(),
+                        batcher: Batcher::default(),
+                    },
                     relations: RelationCache::default(),
                     rows: 0,
                 },
@@ -179,10 +224,13 @@ impl Streams {
             return Ok(());
         };
         // Not there: it made no change, or an earlier rollback already undid it.
-        if let Some(at) = txn.savepoints.iter().position(|&s| s == subxid) {
-            txn.sql
+        let pending = &mut txn.pending;
+        if let Some(at) = pending.savepoints.iter().position(|&s| s == subxid) {
+            pending.batcher.finish(&mut pending.sql);
+            pending
+                .sql
                 .push_str(&format!("ROLLBACK TO SAVEPOINT s{subxid};\n"));
-            txn.savepoints.truncate(at + 1);
+            pending.savepoints.truncate(at + 1);
             txn.flush().await?;
         }
         Ok(())
@@ -203,8 +251,9 @@ impl Streams {
             self.release(txn, "ROLLBACK").await?;
             return Ok(None);
         }
-        txn.sql.push_str(tail);
-        txn.sql.push_str(";\n");
+        txn.pending.batcher.finish(&mut txn.pending.sql);
+        txn.pending.sql.push_str(tail);
+        txn.pending.sql.push_str(";\n");
         txn.flush().await?;
         let relations = std::mem::take(&mut txn.relations);
         let rows = txn.rows;
@@ -213,11 +262,11 @@ impl Streams {
     }
 
     async fn release(&mut self, mut txn: StreamedTxn, end: &str) -> Result<(), SyncError> {
-        if txn.begun {
+        if txn.pending.begun {
             txn.conn
                 .simple_query(end)
                 .await
-                .map_err(|e| SyncError::apply("ending a streamed transaction", e, true))?;
+                .map_err(|e| SyncError::apply("ending a streamed transaction", e, true, true))?;
         }
         self.idle.push(txn.conn);
         Ok(())
@@ -226,7 +275,7 @@ impl Streams {
     /// Rolls back every open streamed transaction (stopping, or after an error).
     pub(super) async fn rollback_all(&mut self) {
         for (_, mut txn) in self.open.drain() {
-            if txn.begun {
+            if txn.pending.begun {
                 let _ = txn.conn.simple_query("ROLLBACK").await;
             }
         }

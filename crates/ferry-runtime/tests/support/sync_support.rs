@@ -101,6 +101,7 @@ pub fn stream_options(source: &TempCluster, target: &TempCluster) -> StreamSyncO
         pipeline: "test".into(),
         progress_schema: "ferry".into(),
         streaming: true,
+        coalesce: true,
         heartbeat: None,
         batch: Default::default(),
     }

@@ -119,6 +119,7 @@ fn pipeline(source: &TempCluster, target: &TempCluster) -> anyhow::Result<Stream
         pipeline: "demo".into(),
         progress_schema: "ferry".into(),
         streaming: true,
+        coalesce: true,
         heartbeat: Some(Duration::from_secs(1)),
         batch: BatchLimits::default(),
     })

@@ -98,6 +98,7 @@ async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
         pipeline: pipeline.name.clone(),
         progress_schema: pipeline.target.progress_schema.clone(),
         streaming: pipeline.sync.streaming,
+        coalesce: true,
         heartbeat: pipeline.sync.heartbeat_interval,
         batch: ferry_runtime::BatchLimits::default(),
     };
@@ -123,8 +124,10 @@ async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
         match outcome {
             Ok(()) => break Ok(()),
             Err(e) if e.is_transient() && !*stop_rx.borrow() => {
-                if e.is_streaming_conflict() {
+                if e.needs_safe_mode() {
+                    tracing::warn!("continuing in safe mode: no streaming of large transactions, one statement per change");
                     options.streaming = false;
+                    options.coalesce = false;
                 }
                 let wait = backoff + jitter(backoff);
                 tracing::warn!(error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "transient failure; retrying");

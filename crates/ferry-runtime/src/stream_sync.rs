@@ -72,8 +72,11 @@ pub struct StreamSyncOptions {
     pub progress_schema: String,
     /// Ask PostgreSQL 14+ to stream large transactions before they commit (protocol 2),
     /// applied as they arrive. Turned off after a lock conflict between a streamed
-    /// transaction and the rest ([`SyncError::is_streaming_conflict`]).
+    /// transaction and the rest ([`SyncError::needs_safe_mode`]).
     pub streaming: bool,
+    /// Write consecutive row changes of one kind to one table as one statement
+    /// ([`ferry_postgres::sink::batch`]). Turned off after an integrity error in a batch.
+    pub coalesce: bool,
     /// How often a heartbeat message is written on the source; `None`: never.
     pub heartbeat: Option<Duration>,
     pub batch: BatchLimits,
