@@ -2,5 +2,6 @@
 
 pub mod alter;
 pub mod apply;
+pub mod batch;
 pub mod copy;
 pub mod upsert;

@@ -16,8 +16,16 @@ fn demo_replicates_a_live_workload_and_verifies_equal() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("3 tables equal, 0 different"), "{}", text(&out));
-    assert!(stdout.contains("the target equals the source"), "{}", text(&out));
+    assert!(
+        stdout.contains("3 tables equal, 0 different"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout.contains("the target equals the source"),
+        "{}",
+        text(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("live:"), "{}", text(&out));
     // Both clusters are gone: no data directory is left in the scratch space.
