@@ -81,7 +81,7 @@ async fn replicate(
                 Some("COMMIT".to_owned())
             }
             Change::Insert { relation, new, .. } => {
-                Some(insert_sql(&relations[&relation], &new).unwrap())
+                Some(insert_sql(&relations[&relation], &new, &[]).unwrap())
             }
             Change::Update {
                 relation,

@@ -77,6 +77,12 @@ pub enum SyncError {
     StreamingConflict(String),
     #[error("a batch of changes applied as one statement hit an integrity check ({0}); retrying one change at a time")]
     BatchConflict(String),
+    #[error("{plugin} output{} cannot be applied: {message}", .table.as_ref().map(|t| format!(" for table {t}")).unwrap_or_default())]
+    Decode {
+        plugin: &'static str,
+        table: Option<TableName>,
+        message: String,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -161,6 +167,7 @@ impl SyncError {
             | SyncError::Timestamp { .. }
             | SyncError::CopyInterrupted { .. }
             | SyncError::TargetTableMissing { .. }
+            | SyncError::Decode { .. }
             | SyncError::Internal(_) => false,
             SyncError::StreamingConflict(_) | SyncError::BatchConflict(_) => true,
         }

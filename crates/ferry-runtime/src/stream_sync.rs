@@ -21,13 +21,13 @@
 //! did and the commit-LSN check skips it.
 
 mod apply;
+mod decoder;
 mod relations;
 mod setup;
 mod streamed;
 
 use std::time::Duration;
 
-use ferry_core::quote_ident;
 use ferry_pgwire::{ConnParams, ReplicationClient};
 use tokio::sync::watch;
 
@@ -67,6 +67,9 @@ pub struct StreamSyncOptions {
     /// Copy first (`full+incremental`) or only stream (`incremental`).
     pub copy_first: bool,
     pub slot: String,
+    /// The output plugin the slot decodes with.
+    pub plugin: ferry_postgres::Plugin,
+    /// The publication (pgoutput only).
     pub publication: String,
     pub pipeline: String,
     pub progress_schema: String,
@@ -107,19 +110,19 @@ pub async fn run_stream_sync(
         .await
         .map_err(|e| SyncError::session("opening a replication connection", e))?;
     let version = client.server_version().0 / 10_000;
-    let streaming = options.streaming && version >= 14;
-    let publication = quote_ident(&options.publication);
-    let mut plugin_options = vec![
-        ("proto_version", if streaming { "2" } else { "1" }),
-        ("publication_names", publication.as_str()),
-    ];
-    if streaming {
-        plugin_options.push(("streaming", "on"));
-    }
-    if version >= 14 {
-        plugin_options.push(("messages", "true"));
-    }
-    tracing::info!(slot = %options.slot, lsn = %start, streaming, "streaming");
+    let pgoutput = options.plugin == ferry_postgres::Plugin::Pgoutput;
+    let streaming = pgoutput && options.streaming && version >= 14;
+    let tables = if options.plugin == ferry_postgres::Plugin::Wal2json {
+        decoder::selected_tables(options).await?
+    } else {
+        Vec::new()
+    };
+    let plugin_options = decoder::plugin_options(options, version, streaming, &tables);
+    let plugin_options: Vec<(&str, &str)> = plugin_options
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    tracing::info!(slot = %options.slot, plugin = options.plugin.name(), lsn = %start, streaming, "streaming");
     let mut stream = client
         .start_logical_replication(&options.slot, start, &plugin_options)
         .await
@@ -128,7 +131,8 @@ pub async fn run_stream_sync(
     let _heartbeat = options
         .heartbeat
         .map(|every| AbortOnDrop(tokio::spawn(heartbeat(options.full.source.clone(), every))));
-    let mut apply = Applier::new(options, target, start);
+    let decoder = decoder::StreamDecoder::new(options, start).await?;
+    let mut apply = Applier::new(options, target, decoder, start);
     loop {
         let message = if apply.has_pending_group() && !apply.group_is_full() {
             // Take whatever is already waiting into the group; commit it once nothing is.

@@ -85,6 +85,9 @@ pub enum Command {
         /// Orders in the sample data before the copy.
         #[arg(long, default_value_t = 200_000)]
         orders: u32,
+        /// The output plugin to decode with.
+        #[arg(long, default_value = "pgoutput")]
+        plugin: ferry_postgres::Plugin,
     },
     /// Run a pipeline: copy (mode = "full"), copy then stream changes ("full+incremental"),
     /// stream only ("incremental"), or poll by timestamp ("timestamp").

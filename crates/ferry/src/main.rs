@@ -38,8 +38,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Demo { duration, orders } = cli.command {
-        return commands::demo::run(duration, orders).await;
+    if let Command::Demo {
+        duration,
+        orders,
+        plugin,
+    } = cli.command
+    {
+        return commands::demo::run(duration, orders, plugin).await;
     }
     let config = config::load(&cli.config)?;
     match cli.command {
@@ -72,7 +77,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => commands::setup::timestamps(&config, apply, pipeline.as_deref()).await,
         Command::Sync { pipeline } => commands::sync::run(&config, pipeline.as_deref()).await,
         // Handled above, before a config file is needed.
-        Command::Demo { duration, orders } => commands::demo::run(duration, orders).await,
+        Command::Demo {
+            duration,
+            orders,
+            plugin,
+        } => commands::demo::run(duration, orders, plugin).await,
     }
 }
 

@@ -65,13 +65,17 @@ fn check_len(relation: &Relation, row: &Row) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// `INSERT` of `new`.
-pub fn insert_sql(relation: &Relation, new: &Row) -> Result<String, ApplyError> {
+/// `INSERT` of `new`, leaving out the columns flagged in `skip` (the target's generated
+/// columns, which wal2json and decoderbufs send; an empty slice flags none).
+pub fn insert_sql(relation: &Relation, new: &Row, skip: &[bool]) -> Result<String, ApplyError> {
     check_len(relation, new)?;
     let table = target_table(relation);
     let mut columns = Vec::new();
     let mut values = Vec::new();
-    for (column, datum) in relation.columns.iter().zip(&new.0) {
+    for (i, (column, datum)) in relation.columns.iter().zip(&new.0).enumerate() {
+        if skip.get(i).copied().unwrap_or(false) {
+            continue;
+        }
         // A new row never carries an unchanged TOAST value; skip rather than guess.
         if let Some(value) = literal(&table, datum)? {
             columns.push(quote_ident(&column.name));
@@ -138,8 +142,8 @@ fn row_filter(
 ///
 /// Key columns are set only when the key changed (`key` sent): otherwise they are the
 /// WHERE clause already. Columns flagged in `never_set` (the target's `GENERATED ALWAYS`
-/// identity columns, which an UPDATE cannot write and the source cannot change either) are
-/// left out; an empty slice flags none.
+/// identity columns, which an UPDATE cannot write and the source cannot change either, and
+/// its generated columns) are left out; an empty slice flags none.
 pub fn update_sql(
     relation: &Relation,
     key: Option<&Row>,
@@ -270,7 +274,7 @@ mod tests {
     fn inserts_override_identity_and_truncate_keeps_options() {
         let new = Row(vec![text("1"), Datum::Null, text(r"a\b")]);
         assert_eq!(
-            insert_sql(&relation('d'), &new).unwrap(),
+            insert_sql(&relation('d'), &new, &[]).unwrap(),
             r#"INSERT INTO "public"."Order" ("id", "note", "big") OVERRIDING SYSTEM VALUE VALUES ('1', NULL, E'a\\b')"#
         );
         let r = relation('d');
@@ -294,7 +298,7 @@ mod tests {
             Err(ApplyError::NoIdentity { .. })
         ));
         assert!(matches!(
-            insert_sql(&relation('d'), &Row(vec![text("1")])),
+            insert_sql(&relation('d'), &Row(vec![text("1")]), &[]),
             Err(ApplyError::ColumnCount { .. })
         ));
     }

@@ -34,6 +34,9 @@ pub struct TargetRelation {
     pub relation: Relation,
     /// Per column: the target column is `GENERATED ALWAYS AS IDENTITY` (never SET).
     pub never_set: Vec<bool>,
+    /// Per column: the target column is generated (never written; wal2json and
+    /// decoderbufs send its value, pgoutput does not).
+    pub generated: Vec<bool>,
     /// Per column: its type as `format_type` spells it, for casts.
     pub types: Vec<String>,
 }
@@ -149,7 +152,9 @@ fn shape_of(
     match change {
         Change::Insert { new, .. } if new.0.len() == relation.columns.len() => {
             let columns: Vec<usize> = (0..new.0.len())
-                .filter(|&i| !matches!(new.0[i], Datum::UnchangedToast))
+                .filter(|&i| {
+                    !matches!(new.0[i], Datum::UnchangedToast) && !flag(&target.generated, i)
+                })
                 .collect();
             Ok(values(new, &columns)?.map(|v| (Shape::Insert { columns }, v, None)))
         }
@@ -165,7 +170,8 @@ fn shape_of(
             let set: Vec<usize> = (0..new.0.len())
                 .filter(|&i| {
                     !relation.columns[i].is_key
-                        && !target.never_set.get(i).copied().unwrap_or(false)
+                        && !flag(&target.never_set, i)
+                        && !flag(&target.generated, i)
                         && !matches!(new.0[i], Datum::UnchangedToast)
                 })
                 .collect();
@@ -202,6 +208,10 @@ fn shape_of(
         }
         _ => Ok(None),
     }
+}
+
+fn flag(flags: &[bool], i: usize) -> bool {
+    flags.get(i).copied().unwrap_or(false)
 }
 
 /// `(v, …)`, with casts when `first`.

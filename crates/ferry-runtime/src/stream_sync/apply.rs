@@ -12,10 +12,10 @@
 
 use std::time::Instant;
 
+use super::decoder::StreamDecoder;
 use ferry_core::{Change, Lsn, RelationId};
 use ferry_pgwire::{ReplicationClient, ReplicationMessage, ReplicationStream};
 use ferry_postgres::sink::apply::{delete_sql, insert_sql, truncate_sql, update_sql, ApplyError};
-use ferry_postgres::source::decode::pgoutput::PgoutputDecoder;
 
 use super::relations::{follow, RelationCache, SourceLookup};
 use super::setup::save_position_sql;
@@ -71,7 +71,9 @@ pub(super) struct Applier<'a> {
     options: &'a StreamSyncOptions,
     limits: BatchLimits,
     target: ReplicationClient,
-    decoder: PgoutputDecoder,
+    decoder: StreamDecoder,
+    /// Relations of tables outside the selection (sent by plugins that cannot filter).
+    ignored: std::collections::HashSet<RelationId>,
     relations: RelationCache,
     lookup: SourceLookup,
     streams: Streams,
@@ -85,13 +87,15 @@ impl<'a> Applier<'a> {
     pub(super) fn new(
         options: &'a StreamSyncOptions,
         target: ReplicationClient,
+        decoder: StreamDecoder,
         start: Lsn,
     ) -> Self {
         Applier {
             options,
             limits: options.batch,
             target,
-            decoder: PgoutputDecoder::new(),
+            decoder,
+            ignored: Default::default(),
             relations: RelationCache::default(),
             lookup: SourceLookup::new(options.full.source.clone()),
             streams: Streams::new(options.full.target.clone(), options.pipeline.clone()),
@@ -139,10 +143,56 @@ impl<'a> Applier<'a> {
                 return Ok(());
             }
         };
-        let change = self
-            .decoder
-            .decode(data.data)
-            .map_err(|e| SyncError::Internal(format!("undecodable pgoutput message: {e}")))?;
+        for change in self.decoder.decode(data.wal_start, data.data)? {
+            self.handle_change(change, stream).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether changes to `relation` are replicated (decoderbufs sends every table's).
+    fn selected(&mut self, relation: &ferry_core::Relation) -> bool {
+        let table = ferry_postgres::sink::apply::target_table(relation);
+        if self.options.full.tables.matches(&table) {
+            self.ignored.remove(&relation.id);
+            true
+        } else {
+            self.ignored.insert(relation.id);
+            false
+        }
+    }
+
+    async fn handle_change(
+        &mut self,
+        change: Change,
+        stream: &mut ReplicationStream,
+    ) -> Result<(), SyncError> {
+        let change = match change {
+            Change::Relation { relation, .. } if !self.selected(&relation) => return Ok(()),
+            Change::Truncate {
+                stream_xid,
+                relations,
+                cascade,
+                restart_identity,
+            } => {
+                let relations: Vec<RelationId> = relations
+                    .into_iter()
+                    .filter(|r| !self.ignored.contains(r))
+                    .collect();
+                if relations.is_empty() {
+                    return Ok(());
+                }
+                Change::Truncate {
+                    stream_xid,
+                    relations,
+                    cascade,
+                    restart_identity,
+                }
+            }
+            other => other,
+        };
+        if relation_of(&change).is_some_and(|id| self.ignored.contains(&id)) {
+            return Ok(());
+        }
         if let Some(subxid) = change.stream_xid() {
             return self.handle_streamed(subxid, change).await;
         }
@@ -171,8 +221,13 @@ impl<'a> Applier<'a> {
                 // Also in a skipped transaction: the target already has its effect, so the
                 // comparison finds nothing to do, and the cache is up to date.
                 self.flush_group().await?;
-                let (statements, described) =
-                    follow(relation, &mut self.target, &mut self.lookup).await?;
+                let (statements, described) = follow(
+                    relation,
+                    self.decoder.typmods_known(),
+                    &mut self.target,
+                    &mut self.lookup,
+                )
+                .await?;
                 for statement in statements {
                     self.push(&statement).await?;
                 }
@@ -235,7 +290,8 @@ impl<'a> Applier<'a> {
         let txn = self.streams.current()?;
         if let Change::Relation { relation, .. } = change {
             let conn = txn.connection().await?;
-            let (statements, described) = follow(relation, conn, &mut self.lookup).await?;
+            let typmods = self.decoder.typmods_known();
+            let (statements, described) = follow(relation, typmods, conn, &mut self.lookup).await?;
             for statement in statements {
                 txn.push(subxid, &statement).await?;
             }
@@ -432,7 +488,10 @@ fn row_sql<'r>(
     Ok(match change {
         Change::Insert {
             relation: id, new, ..
-        } => Some(insert_sql(relation(*id)?, new).map_err(apply_error)?),
+        } => {
+            let d = described(*id)?;
+            Some(insert_sql(&d.relation, new, &d.generated).map_err(apply_error)?)
+        }
         Change::Update {
             relation: id,
             key,
@@ -441,7 +500,13 @@ fn row_sql<'r>(
             ..
         } => {
             let d = described(*id)?;
-            update_sql(&d.relation, key.as_ref(), old.as_ref(), new, &d.never_set)
+            let never_set: Vec<bool> = d
+                .never_set
+                .iter()
+                .zip(&d.generated)
+                .map(|(a, b)| *a || *b)
+                .collect();
+            update_sql(&d.relation, key.as_ref(), old.as_ref(), new, &never_set)
                 .map_err(apply_error)?
         }
         Change::Delete {

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use ferry_core::{quote_literal, Relation, RelationId};
+use ferry_core::{quote_literal, Relation, RelationId, TableName};
 use ferry_pgwire::{ConnParams, ReplicationClient};
 use ferry_postgres::sink::alter::{alter_statements, ColumnShape, SourceColumn};
 use ferry_postgres::sink::apply::target_table;
@@ -92,26 +92,35 @@ impl SourceLookup {
         Ok(shape)
     }
 
-    /// What the source's existing rows read for `column` of `relation`, when it was added
-    /// with a non-volatile default. `None` when the column is gone from the source by now
-    /// (a later change dropped it: its value no longer matters).
+    /// What the source's catalog says now about `column` of `table`, being added: the value
+    /// its existing rows read when it was added with a non-volatile default, and its type
+    /// with its modifier (for plugins that send no modifier). Nothing when the column is gone
+    /// from the source by now (a later change dropped it: its value no longer matters).
     async fn added_column(
         &mut self,
-        relation: RelationId,
+        table: &TableName,
         column: &str,
-    ) -> Result<SourceColumn, SyncError> {
+    ) -> Result<(SourceColumn, Option<String>), SyncError> {
         let row = self
             .client()
             .await?
             .query_opt(
-                "SELECT CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END
-                 FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped",
-                &[&relation.0, &column],
+                "SELECT CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END,
+                        format_type(atttypid, atttypmod)
+                 FROM pg_attribute
+                 WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped",
+                &[&table.quoted(), &column],
             )
             .await
             .map_err(|e| SyncError::sql("reading an added column on the source", e))?;
-        Ok(SourceColumn {
-            missing_value: row.and_then(|r| r.get(0)),
+        Ok(match row {
+            Some(row) => (
+                SourceColumn {
+                    missing_value: row.get(0),
+                },
+                row.get(1),
+            ),
+            None => (SourceColumn::default(), None),
         })
     }
 }
@@ -120,10 +129,11 @@ impl SourceLookup {
 struct TargetColumn {
     shape: ColumnShape,
     identity_always: bool,
+    generated: bool,
 }
 
-/// The target table's columns (without generated ones, which pgoutput never sends), in
-/// order, read on `target` (inside its open transaction, if any).
+/// The target table's columns, in order, read on `target` (inside its open transaction,
+/// if any).
 async fn target_columns(
     target: &mut ReplicationClient,
     relation: &Relation,
@@ -131,10 +141,10 @@ async fn target_columns(
     let table = target_table(relation);
     let result = target
         .simple_query(&format!(
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attidentity = 'a'
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attidentity = 'a',
+                    a.attgenerated <> ''
              FROM pg_attribute a
              WHERE a.attrelid = to_regclass({}) AND a.attnum > 0 AND NOT a.attisdropped
-               AND a.attgenerated = ''
              ORDER BY a.attnum",
             quote_literal(&table.quoted())
         ))
@@ -151,6 +161,7 @@ async fn target_columns(
             TargetColumn {
                 shape: ColumnShape::new(cell(0), cell(1)),
                 identity_always: cell(2) == "t",
+                generated: cell(3) == "t",
             }
         })
         .collect())
@@ -159,36 +170,56 @@ async fn target_columns(
 /// Compares `relation` with its target table (read on `target`, after everything sent on
 /// it): the statements that bring the table in line, and what the apply needs to know
 /// about it.
+///
+/// `typmods_known` is false for plugins that send no type modifier (wal2json,
+/// decoderbufs): then a column present on both sides keeps the target's type, and an added
+/// column takes its full type from the source's catalog. Generated columns (which those
+/// plugins send and pgoutput does not) are never added, dropped or written.
 pub(super) async fn follow(
     relation: Relation,
+    typmods_known: bool,
     target: &mut ReplicationClient,
     lookup: &mut SourceLookup,
 ) -> Result<(Vec<String>, TargetRelation), SyncError> {
-    let wanted = lookup.shape(&relation).await?;
+    let table = target_table(&relation);
     let columns = target_columns(target, &relation).await?;
-    let never_set = relation
-        .columns
+    let find = |name: &str| columns.iter().find(|t| t.shape.name == name);
+    let flag = |f: fn(&TargetColumn) -> bool| -> Vec<bool> {
+        relation
+            .columns
+            .iter()
+            .map(|c| find(&c.name).is_some_and(f))
+            .collect()
+    };
+    let never_set = flag(|t| t.identity_always);
+    let generated = flag(|t| t.generated);
+    let mut wanted = Vec::new();
+    for (column, shape) in relation.columns.iter().zip(lookup.shape(&relation).await?) {
+        match find(&column.name) {
+            Some(t) if t.generated => {}
+            Some(t) if !typmods_known => wanted.push(t.shape.clone()),
+            _ => wanted.push(shape),
+        }
+    }
+    let current: Vec<ColumnShape> = columns
         .iter()
-        .map(|c| {
-            columns
-                .iter()
-                .any(|t| t.identity_always && t.shape.name == c.name)
-        })
+        .filter(|c| !c.generated)
+        .map(|c| c.shape.clone())
         .collect();
-    let current: Vec<ColumnShape> = columns.into_iter().map(|c| c.shape).collect();
     let mut statements = Vec::new();
     if current != wanted {
         let mut added = Vec::new();
-        for column in wanted
-            .iter()
-            .filter(|w| !current.iter().any(|c| c.name == w.name))
-        {
-            added.push((
-                column.name.clone(),
-                lookup.added_column(relation.id, &column.name).await?,
-            ));
+        for column in wanted.iter_mut() {
+            if current.iter().any(|c| c.name == column.name) {
+                continue;
+            }
+            let (source, full_type) = lookup.added_column(&table, &column.name).await?;
+            if let (false, Some(full_type)) = (typmods_known, full_type) {
+                column.type_sql = full_type;
+            }
+            added.push((column.name.clone(), source));
         }
-        statements = alter_statements(&target_table(&relation), &current, &wanted, |c| {
+        statements = alter_statements(&table, &current, &wanted, |c| {
             added
                 .iter()
                 .find(|(name, _)| *name == c.name)
@@ -197,19 +228,35 @@ pub(super) async fn follow(
         });
         // The statements themselves may carry a value (an added column's default): not logged.
         tracing::info!(
-            table = %target_table(&relation),
+            %table,
             columns_before = current.len(),
             columns_after = wanted.len(),
             statements = statements.len(),
             "following a column change of the source"
         );
     }
-    let types = wanted.into_iter().map(|c| c.type_sql).collect();
+    // Casts use the target's own spelling where the column exists, else what it becomes.
+    let types = relation
+        .columns
+        .iter()
+        .map(|c| {
+            find(&c.name)
+                .map(|t| t.shape.type_sql.clone())
+                .or_else(|| {
+                    wanted
+                        .iter()
+                        .find(|w| w.name == c.name)
+                        .map(|w| w.type_sql.clone())
+                })
+                .unwrap_or_else(|| "text".to_owned())
+        })
+        .collect();
     Ok((
         statements,
         TargetRelation {
             relation,
             never_set,
+            generated,
             types,
         },
     ))

@@ -160,6 +160,9 @@ pub(super) async fn source_catalog(
 
 /// Creates the publication for the selected tables when it does not exist.
 pub(super) async fn ensure_publication(options: &StreamSyncOptions) -> Result<(), SyncError> {
+    if options.plugin != Plugin::Pgoutput {
+        return Ok(());
+    }
     let (client, version) = source_catalog(options).await?;
     let exists: bool = client
         .query_one(
@@ -220,7 +223,7 @@ pub(super) async fn initial_position(
     if options.copy_first {
         full.snapshot = SnapshotSource::Slot {
             name: options.slot.clone(),
-            plugin: Plugin::Pgoutput,
+            plugin: options.plugin,
             keep: true,
         };
         let summary = run_full_sync(&full, progress).await?;
@@ -237,7 +240,7 @@ pub(super) async fn initial_position(
     let created = client
         .create_slot(
             &options.slot,
-            Plugin::Pgoutput.name(),
+            options.plugin.name(),
             SlotOptions {
                 temporary: false,
                 snapshot: SnapshotAction::Nothing,

@@ -91,9 +91,19 @@ pub async fn assert_verified(source: &TempCluster, target: &TempCluster, tables:
     assert!(!report.tables.is_empty());
 }
 
-/// Options of a `full+incremental` pipeline over every table of `public`.
+/// Options of a `full+incremental` pipeline over every table of `public`, with pgoutput.
 pub fn stream_options(source: &TempCluster, target: &TempCluster) -> StreamSyncOptions {
+    stream_options_with(source, target, ferry_postgres::Plugin::Pgoutput)
+}
+
+/// Options of a `full+incremental` pipeline over every table of `public`, with `plugin`.
+pub fn stream_options_with(
+    source: &TempCluster,
+    target: &TempCluster,
+    plugin: ferry_postgres::Plugin,
+) -> StreamSyncOptions {
     StreamSyncOptions {
+        plugin,
         full: options(source, target, &["public.*"]),
         copy_first: true,
         slot: "ferry_stream".into(),

@@ -18,14 +18,15 @@ use anyhow::Context;
 use ferry_pgwire::ConnParams;
 use ferry_postgres::schema::create::OnExisting;
 use ferry_postgres::verify::{verify, VerifyOptions};
-use ferry_postgres::TableSelection;
+use ferry_postgres::{Plugin, TableSelection};
 use ferry_runtime::{
     run_stream_sync, BatchLimits, FullSyncOptions, Progress, SnapshotSource, StreamSyncOptions,
 };
 use ferry_testkit::TempCluster;
 
-/// Runs the demo for `duration` (or until Ctrl-C) with `orders` rows to start from.
-pub async fn run(duration: Duration, orders: u32) -> anyhow::Result<ExitCode> {
+/// Runs the demo for `duration` (or until Ctrl-C) with `orders` rows to start from,
+/// decoding with `plugin`.
+pub async fn run(duration: Duration, orders: u32, plugin: Plugin) -> anyhow::Result<ExitCode> {
     eprintln!("starting two throwaway PostgreSQL clusters (source and target)...");
     let (source, target) = tokio::task::spawn_blocking(|| {
         Ok::<_, anyhow::Error>((
@@ -49,7 +50,7 @@ pub async fn run(duration: Duration, orders: u32) -> anyhow::Result<ExitCode> {
         transactions.clone(),
     ));
 
-    let options = pipeline(&source, &target)?;
+    let options = pipeline(&source, &target, plugin)?;
     let (stop_sync, stop_rx) = tokio::sync::watch::channel(false);
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let display = tokio::spawn(crate::progress::display(receiver));
@@ -101,7 +102,11 @@ pub async fn run(duration: Duration, orders: u32) -> anyhow::Result<ExitCode> {
 }
 
 /// The demo pipeline: every table of schema `shop`, default settings.
-fn pipeline(source: &TempCluster, target: &TempCluster) -> anyhow::Result<StreamSyncOptions> {
+fn pipeline(
+    source: &TempCluster,
+    target: &TempCluster,
+    plugin: Plugin,
+) -> anyhow::Result<StreamSyncOptions> {
     Ok(StreamSyncOptions {
         full: FullSyncOptions {
             source: ConnParams::parse(&source.admin_url())?,
@@ -115,6 +120,7 @@ fn pipeline(source: &TempCluster, target: &TempCluster) -> anyhow::Result<Stream
         },
         copy_first: true,
         slot: "ferry_demo".into(),
+        plugin,
         publication: "ferry_demo".into(),
         pipeline: "demo".into(),
         progress_schema: "ferry".into(),

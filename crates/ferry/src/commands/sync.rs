@@ -26,15 +26,7 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode
     match pipeline.sync.mode {
         SyncMode::Full => {}
         SyncMode::Timestamp => return run_timestamp(pipeline).await,
-        SyncMode::Incremental | SyncMode::FullAndIncremental => {
-            if pipeline.source.plugin != ferry_postgres::Plugin::Pgoutput {
-                bail!(
-                    "sync.mode = \"{}\" streams with pgoutput only so far: set [source] plugin = \"pgoutput\"",
-                    pipeline.sync.mode
-                );
-            }
-            return run_stream(pipeline).await;
-        }
+        SyncMode::Incremental | SyncMode::FullAndIncremental => return run_stream(pipeline).await,
     }
     let options = full_sync_options(pipeline);
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
@@ -94,6 +86,7 @@ async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
         full: full_sync_options(pipeline),
         copy_first: pipeline.sync.mode == SyncMode::FullAndIncremental,
         slot: pipeline.source.slot.clone(),
+        plugin: pipeline.source.plugin,
         publication: pipeline.source.publication.clone(),
         pipeline: pipeline.name.clone(),
         progress_schema: pipeline.target.progress_schema.clone(),

@@ -23,6 +23,7 @@ fn target() -> TargetRelation {
             ],
         },
         never_set: vec![false, false, false],
+        generated: vec![false, false, false],
         types: vec!["bigint".into(), "integer".into(), "text".into()],
     }
 }

@@ -1,0 +1,190 @@
+//! The output plugin side of a stream: what START_REPLICATION asks each plugin for, and one
+//! decoder type over the three, so the apply sees only [`Change`]s.
+//!
+//! | plugin | options | what the apply must know |
+//! |---|---|---|
+//! | pgoutput | `proto_version` 1, or 2 with `streaming` on 14+; `publication_names`; `messages` on 14+ | the full model |
+//! | wal2json | `format-version` 2 with xids, LSNs, keys, type oids, timestamps, B/C records; `add-tables` | no type modifiers; generated columns sent; no TRUNCATE options |
+//! | decoderbufs | none (it cannot filter tables: changes of others are dropped here) | no type modifiers; keys come from the catalog; no TRUNCATE, no messages |
+
+use bytes::Bytes;
+use ferry_core::{Change, Lsn, TableName};
+use ferry_postgres::source::decode::decoderbufs::{DecoderbufsDecoder, TableIdentity};
+use ferry_postgres::source::decode::pgoutput::PgoutputDecoder;
+use ferry_postgres::source::decode::wal2json::Wal2JsonDecoder;
+use ferry_postgres::Plugin;
+
+use super::StreamSyncOptions;
+use crate::error::SyncError;
+
+/// One decoder for whichever plugin the slot uses.
+pub(super) enum StreamDecoder {
+    Pgoutput(PgoutputDecoder),
+    Wal2json(Wal2JsonDecoder),
+    Decoderbufs(DecoderbufsDecoder),
+}
+
+impl StreamDecoder {
+    /// A decoder for `options.plugin`, streaming from `start`. decoderbufs learns each
+    /// selected table's replica identity from the source catalog, as it sends none.
+    pub(super) async fn new(options: &StreamSyncOptions, start: Lsn) -> Result<Self, SyncError> {
+        Ok(match options.plugin {
+            Plugin::Pgoutput => StreamDecoder::Pgoutput(PgoutputDecoder::new()),
+            Plugin::Wal2json => StreamDecoder::Wal2json(Wal2JsonDecoder::new()),
+            Plugin::Decoderbufs => {
+                let mut decoder = DecoderbufsDecoder::new(start);
+                for (table, identity) in identities(options).await? {
+                    decoder.set_identity(table, identity);
+                }
+                StreamDecoder::Decoderbufs(decoder)
+            }
+        })
+    }
+
+    /// Whether Relation changes carry type modifiers (only pgoutput's do).
+    pub(super) fn typmods_known(&self) -> bool {
+        matches!(self, StreamDecoder::Pgoutput(_))
+    }
+
+    /// The changes in one XLogData payload that starts at `wal_start`.
+    pub(super) fn decode(&mut self, wal_start: Lsn, data: Bytes) -> Result<Vec<Change>, SyncError> {
+        let failed =
+            |plugin: Plugin, table: Option<&TableName>, message: String| SyncError::Decode {
+                plugin: plugin.name(),
+                table: table.cloned(),
+                message,
+            };
+        match self {
+            StreamDecoder::Pgoutput(d) => d
+                .decode(data)
+                .map(|c| vec![c])
+                .map_err(|e| failed(Plugin::Pgoutput, None, e.to_string())),
+            StreamDecoder::Wal2json(d) => d
+                .decode(&data)
+                .map_err(|e| failed(Plugin::Wal2json, e.table(), e.to_string())),
+            StreamDecoder::Decoderbufs(d) => d
+                .decode(wal_start, &data)
+                .map_err(|e| failed(Plugin::Decoderbufs, e.table(), e.to_string())),
+        }
+    }
+}
+
+/// The plugin options of START_REPLICATION for a server of major `version`.
+pub(super) fn plugin_options(
+    options: &StreamSyncOptions,
+    version: u32,
+    streaming: bool,
+    tables: &[TableName],
+) -> Vec<(&'static str, String)> {
+    match options.plugin {
+        Plugin::Pgoutput => {
+            let mut list = vec![
+                (
+                    "proto_version",
+                    if streaming { "2" } else { "1" }.to_owned(),
+                ),
+                (
+                    "publication_names",
+                    ferry_core::quote_ident(&options.publication),
+                ),
+            ];
+            if streaming {
+                list.push(("streaming", "on".to_owned()));
+            }
+            if version >= 14 {
+                list.push(("messages", "true".to_owned()));
+            }
+            list
+        }
+        Plugin::Wal2json => {
+            let mut list: Vec<(&'static str, String)> = [
+                ("format-version", "2"),
+                ("include-xids", "1"),
+                ("include-lsn", "1"),
+                ("include-pk", "1"),
+                ("include-type-oids", "1"),
+                ("include-types", "0"),
+                ("include-timestamp", "1"),
+                ("include-transaction", "1"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k, v.to_owned()))
+            .collect();
+            list.push(("add-tables", wal2json_tables(tables)));
+            list
+        }
+        Plugin::Decoderbufs => Vec::new(),
+    }
+}
+
+/// wal2json's `add-tables`: `schema.table` entries separated by commas, with `,`, `.`, `*`
+/// and `\` in names escaped by a backslash.
+fn wal2json_tables(tables: &[TableName]) -> String {
+    let escape = |s: &str| {
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            if matches!(c, ',' | '.' | '*' | '\\' | ' ') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out
+    };
+    tables
+        .iter()
+        .map(|t| format!("{}.{}", escape(&t.schema), escape(&t.name)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Each selected table's replica identity, from the source catalog.
+async fn identities(
+    options: &StreamSyncOptions,
+) -> Result<Vec<(TableName, TableIdentity)>, SyncError> {
+    let (client, _) = super::setup::source_catalog(options).await?;
+    let rows = client
+        .query(
+            "SELECT n.nspname, c.relname, c.relreplident,
+                    ARRAY(SELECT a.attname::text FROM pg_index i
+                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+                          WHERE i.indrelid = c.oid
+                            AND CASE c.relreplident WHEN 'i' THEN i.indisreplident ELSE i.indisprimary END
+                          ORDER BY array_position(i.indkey::int2[], a.attnum))
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
+            &[],
+        )
+        .await
+        .map_err(|e| SyncError::sql("reading replica identities on the source", e))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let table = TableName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+            if !options.full.tables.matches(&table) {
+                return None;
+            }
+            let kind: i8 = row.get(2);
+            let key: Vec<String> = row.get(3);
+            let identity = match (kind as u8, key.is_empty()) {
+                (b'f', _) => TableIdentity::Full,
+                (b'n', _) | (_, true) => TableIdentity::Nothing,
+                _ => TableIdentity::Key(key),
+            };
+            Some((table, identity))
+        })
+        .collect())
+}
+
+/// The selected tables, for plugins that filter by name.
+pub(super) async fn selected_tables(
+    options: &StreamSyncOptions,
+) -> Result<Vec<TableName>, SyncError> {
+    let (client, version) = super::setup::source_catalog(options).await?;
+    Ok(ferry_postgres::catalog::tables(&client, version)
+        .await
+        .map_err(|e| SyncError::sql("listing tables", e))?
+        .into_iter()
+        .filter(|t| options.full.tables.matches(&t.name))
+        .map(|t| t.name)
+        .collect())
+}
