@@ -5,6 +5,7 @@
 //! against the source's tables. Every finding is a [`CheckItem`] with a status, the reason it
 //! matters and the fix; the report prints as text or JSON.
 
+mod plugin_limits;
 mod report;
 mod source;
 mod target;

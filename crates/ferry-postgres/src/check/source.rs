@@ -132,6 +132,13 @@ async fn check_with_client(
     }
     let oids: Vec<u32> = selected.iter().map(|t| t.oid).collect();
     out.columns = catalog::columns(client, &oids).await?;
+    if cfg.logical_decoding {
+        out.items.extend(super::plugin_limits::check(
+            cfg.plugin,
+            &selected,
+            &out.columns,
+        ));
+    }
     out.tables = selected;
     Ok(())
 }
