@@ -96,6 +96,12 @@ pub fn drop_slot(version: ServerVersion, slot: &str, wait: bool) -> Result<Strin
 }
 
 /// `START_REPLICATION SLOT … LOGICAL` from `start` with output-plugin options.
+/// A string literal for the replication command grammar, which knows no `E''` strings:
+/// quotes are doubled and backslashes are plain characters.
+fn replication_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
 pub fn start_logical(slot: &str, start: Lsn, options: &[(&str, &str)]) -> Result<String, Error> {
     validate_slot_name(slot).map_err(Error::InvalidArgument)?;
     let mut sql = format!(
@@ -105,7 +111,7 @@ pub fn start_logical(slot: &str, start: Lsn, options: &[(&str, &str)]) -> Result
     if !options.is_empty() {
         let list: Vec<String> = options
             .iter()
-            .map(|(name, value)| format!("{} {}", quote_ident(name), quote_literal(value)))
+            .map(|(name, value)| format!("{} {}", quote_ident(name), replication_literal(value)))
             .collect();
         sql.push_str(&format!(" ({})", list.join(", ")));
     }
@@ -115,6 +121,15 @@ pub fn start_logical(slot: &str, start: Lsn, options: &[(&str, &str)]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_options_are_plain_literals_with_backslashes_kept() {
+        let sql = start_logical("s", Lsn::ZERO, &[("add-tables", r"Sales\ Dept.it's")]).unwrap();
+        assert!(
+            sql.ends_with(r#"("add-tables" 'Sales\ Dept.it''s')"#),
+            "{sql}"
+        );
+    }
 
     const EXPORT: SlotOptions = SlotOptions {
         temporary: false,

@@ -48,7 +48,10 @@ async fn decoderbufs_limits_fail_and_warn() {
     let fail: Vec<_> = found.iter().filter(|(s, _)| *s == Status::Fail).collect();
     assert_eq!(fail.len(), 1, "{found:?}");
     assert!(fail[0].1.contains("\"public\".\"shifts\""), "{found:?}");
-    assert!(fail[0].1.contains("starts (time with time zone)"), "{found:?}");
+    assert!(
+        fail[0].1.contains("starts (time with time zone)"),
+        "{found:?}"
+    );
     assert!(fail[0].1.contains("wage (money)"), "{found:?}");
     assert!(found
         .iter()

@@ -30,6 +30,14 @@ impl Running {
         Running { stop, task }
     }
 
+    /// Waits until `table` is equal on both sides, failing at once if the pipeline ends.
+    async fn wait_equal(&mut self, source: &TempCluster, target: &TempCluster, table: &str) {
+        tokio::select! {
+            () = wait_equal(source, target, table) => {}
+            result = &mut self.task => panic!("the pipeline ended: {result:?}"),
+        }
+    }
+
     async fn stop(self) {
         self.stop.send(true).unwrap();
         self.task.await.unwrap().unwrap();
@@ -42,15 +50,15 @@ async fn replicate(plugin: Plugin, schema: &str, changes: &[&str], tables: &[&st
     let source = TempCluster::new().unwrap();
     let target = TempCluster::new().unwrap();
     source.psql(schema).unwrap();
-    let sync = Running::start(stream_options_with(&source, &target, plugin));
+    let mut sync = Running::start(stream_options_with(&source, &target, plugin));
     for table in tables {
-        wait_equal(&source, &target, table).await;
+        sync.wait_equal(&source, &target, table).await;
     }
     for change in changes {
         source.psql(change).unwrap();
     }
     for table in tables {
-        wait_equal(&source, &target, table).await;
+        sync.wait_equal(&source, &target, table).await;
     }
     sync.stop().await;
     assert_verified(&source, &target, &["public.*"]).await;
@@ -217,8 +225,8 @@ async fn type_zoo_streams_exactly(plugin: Plugin) {
         &[],
     )
     .unwrap();
-    let sync = Running::start(options);
-    wait_equal(&source, &target, "public.zoo").await;
+    let mut sync = Running::start(options);
+    sync.wait_equal(&source, &target, "public.zoo").await;
     let columns = source
         .psql(
             "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
@@ -239,7 +247,7 @@ async fn type_zoo_streams_exactly(plugin: Plugin) {
         source.psql(&change).unwrap();
     }
     for table in TABLES {
-        wait_equal(&source, &target, table).await;
+        sync.wait_equal(&source, &target, table).await;
     }
     sync.stop().await;
 }

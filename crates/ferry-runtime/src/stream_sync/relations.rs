@@ -92,6 +92,25 @@ impl SourceLookup {
         Ok(shape)
     }
 
+    /// Whether the source's `table` has `column` now.
+    async fn source_has_column(
+        &mut self,
+        table: &TableName,
+        column: &str,
+    ) -> Result<bool, SyncError> {
+        Ok(self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT 1 FROM pg_attribute
+                 WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped AND attnum > 0",
+                &[&table.quoted(), &column],
+            )
+            .await
+            .map_err(|e| SyncError::sql("reading a column on the source", e))?
+            .is_some())
+    }
+
     /// What the source's catalog says now about `column` of `table`, being added: the value
     /// its existing rows read when it was added with a non-volatile default, and its type
     /// with its modifier (for plugins that send no modifier). Nothing when the column is gone
@@ -206,6 +225,16 @@ pub(super) async fn follow(
         .filter(|c| !c.generated)
         .map(|c| c.shape.clone())
         .collect();
+    // A column the Relation leaves out is dropped (or renamed) only if the source no longer
+    // has it: wal2json and decoderbufs leave out unchanged TOAST values of an UPDATE, and a
+    // TRUNCATE describes a table with no columns at all.
+    for (at, column) in current.iter().enumerate() {
+        if !wanted.iter().any(|w| w.name == column.name)
+            && lookup.source_has_column(&table, &column.name).await?
+        {
+            wanted.insert(at.min(wanted.len()), column.clone());
+        }
+    }
     let mut statements = Vec::new();
     if current != wanted {
         let mut added = Vec::new();
