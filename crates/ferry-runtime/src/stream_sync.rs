@@ -22,6 +22,7 @@
 
 mod apply;
 mod decoder;
+mod durable;
 mod relations;
 mod setup;
 mod streamed;
@@ -148,6 +149,16 @@ pub async fn run_stream_sync(
         } else if apply.has_pending_group() {
             apply.commit_group(&mut stream).await?;
             continue;
+        } else if apply.awaits_flush() {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => None,
+                message = stream.next() => message.map_err(|e| SyncError::session("streaming from the slot", e))?,
+                () = tokio::time::sleep(durable::POLL) => {
+                    apply.poll_flush(&mut stream).await?;
+                    continue;
+                }
+            }
         } else {
             tokio::select! {
                 biased;

@@ -13,6 +13,7 @@
 use std::time::Instant;
 
 use super::decoder::StreamDecoder;
+use super::durable::{self, Durability};
 use ferry_core::{Change, Lsn, RelationId};
 use ferry_pgwire::{ReplicationClient, ReplicationMessage, ReplicationStream};
 use ferry_postgres::sink::apply::{delete_sql, insert_sql, truncate_sql, update_sql, ApplyError};
@@ -80,6 +81,7 @@ pub(super) struct Applier<'a> {
     applied: Lsn,
     group: Group,
     open: Option<OpenTxn>,
+    durability: Durability,
     totals: Totals,
 }
 
@@ -102,6 +104,7 @@ impl<'a> Applier<'a> {
             applied: start,
             group: Group::default(),
             open: None,
+            durability: Durability::default(),
             totals: Totals::default(),
         }
     }
@@ -121,9 +124,13 @@ impl<'a> Applier<'a> {
                 .is_some_and(|t| t.elapsed() >= self.limits.max_delay)
     }
 
-    /// Nothing is gathered or half read on the main connection.
+    /// Nothing is gathered or half read on the main connection, and every commit is
+    /// durable: the stream's position may be confirmed.
     fn idle(&self) -> bool {
-        self.open.is_none() && self.group.end.is_none() && !self.group.begun
+        self.open.is_none()
+            && self.group.end.is_none()
+            && !self.group.begun
+            && self.durability.is_empty()
     }
 
     pub(super) async fn handle(
@@ -263,12 +270,14 @@ impl<'a> Applier<'a> {
                     .streams
                     .commit(xid, &tail, commit_lsn < self.applied)
                     .await?;
-                if let Some((relations, rows)) = done {
-                    self.relations.merge(relations);
+                if let Some(done) = done {
+                    self.relations.merge(done.relations);
                     self.applied = end_lsn;
-                    stream.confirm_durable(end_lsn);
-                    stream.status_within(STATUS_AFTER_COMMIT);
-                    self.count(1, rows);
+                    let durable = self
+                        .durability
+                        .committed(done.inserted, end_lsn, done.flushed);
+                    durable_now(durable, stream);
+                    self.count(1, done.rows);
                 }
             }
             Change::BeginPrepare { .. }
@@ -392,17 +401,31 @@ impl<'a> Applier<'a> {
             self.group.begun = true;
         }
         let sql = std::mem::take(&mut self.group.sql);
-        self.send(&sql).await
+        self.send(&sql).await.map(drop)
     }
 
     /// Sends SQL on the main connection.
-    async fn send(&mut self, sql: &str) -> Result<(), SyncError> {
+    async fn send(&mut self, sql: &str) -> Result<Vec<ferry_pgwire::QueryResult>, SyncError> {
         let streams_open = self.streams.any_open();
         let coalesce = self.options.coalesce;
         self.target
             .simple_query(sql)
             .await
-            .map_err(|e| SyncError::apply("applying a transaction", e, streams_open, coalesce))?;
+            .map_err(|e| SyncError::apply("applying a transaction", e, streams_open, coalesce))
+    }
+
+    /// Commits wait for the target's WAL flush before they are confirmed.
+    pub(super) fn awaits_flush(&self) -> bool {
+        !self.durability.is_empty()
+    }
+
+    /// Reads the target's flush position and confirms what it made durable.
+    pub(super) async fn poll_flush(
+        &mut self,
+        stream: &mut ReplicationStream,
+    ) -> Result<(), SyncError> {
+        let flushed = durable::flush_position(&mut self.target).await?;
+        durable_now(self.durability.flushed(flushed), stream);
         Ok(())
     }
 
@@ -420,12 +443,13 @@ impl<'a> Applier<'a> {
             sql.insert_str(0, "BEGIN;\n");
         }
         sql.push_str(&save_position_sql(self.options, end));
-        sql.push_str(";\nCOMMIT");
-        self.send(&sql).await?;
+        sql.push_str(";\n");
+        sql.push_str(durable::COMMIT);
+        let results = self.send(&sql).await?;
+        let (inserted, flushed) = durable::positions(&results)?;
         let group = std::mem::take(&mut self.group);
         self.applied = end;
-        stream.confirm_durable(end);
-        stream.status_within(STATUS_AFTER_COMMIT);
+        durable_now(self.durability.committed(inserted, end, flushed), stream);
         self.count(group.txns, group.rows);
         Ok(())
     }
@@ -463,10 +487,26 @@ impl<'a> Applier<'a> {
         if let Err(e) = self.commit_group(stream).await {
             tracing::warn!(error = %format!("{e:#}"), "stopping: the last group was not applied; it is sent again next time");
         }
+        // Let the target flush the last commits, so that the slot is confirmed up to them.
+        let deadline = Instant::now() + std::time::Duration::from_secs(2);
+        while self.awaits_flush() && Instant::now() < deadline {
+            tokio::time::sleep(durable::POLL).await;
+            if self.poll_flush(stream).await.is_err() {
+                break;
+            }
+        }
         if let Err(e) = stream.send_status(false).await {
             tracing::debug!(error = %e, "stopping: final status update not sent");
         }
         tracing::info!(position = %self.applied, transactions = self.totals.txns, changes = self.totals.rows, "stopped");
+    }
+}
+
+/// Confirms `source` to the server if a commit just became durable.
+fn durable_now(source: Option<Lsn>, stream: &mut ReplicationStream) {
+    if let Some(source) = source {
+        stream.confirm_durable(source);
+        stream.status_within(STATUS_AFTER_COMMIT);
     }
 }
 

@@ -25,7 +25,8 @@ pub(super) async fn session(params: &ConnParams) -> Result<ReplicationClient, Sy
         })?;
     client
         .simple_query(&format!(
-            "{SESSION_SETTINGS}; SET lock_timeout = '{APPLY_LOCK_TIMEOUT}'"
+            "{SESSION_SETTINGS}; SET lock_timeout = '{APPLY_LOCK_TIMEOUT}'; \
+             SET synchronous_commit = off"
         ))
         .await
         .map_err(|e| SyncError::session("configuring a session", e))?;

@@ -29,6 +29,7 @@ use ferry_core::Change;
 use ferry_pgwire::{ConnParams, ReplicationClient};
 use ferry_postgres::sink::batch::{Batcher, TargetRelation};
 
+use super::durable;
 use super::relations::RelationCache;
 use super::setup::{session, streamed_session_lock_sql};
 use crate::error::SyncError;
@@ -130,6 +131,15 @@ impl StreamedTxn {
             .map_err(|e| SyncError::apply("applying a streamed transaction", e, true, true))?;
         Ok(())
     }
+}
+
+/// What a committed streamed transaction leaves behind.
+pub(super) struct Committed {
+    pub(super) relations: RelationCache,
+    pub(super) rows: u64,
+    /// The target's WAL insert and flush positions right after its commit.
+    pub(super) inserted: ferry_core::Lsn,
+    pub(super) flushed: ferry_core::Lsn,
 }
 
 /// The streamed transactions in flight and the idle connections for new ones.
@@ -243,7 +253,7 @@ impl Streams {
         xid: u32,
         tail: &str,
         already_applied: bool,
-    ) -> Result<Option<(RelationCache, u64)>, SyncError> {
+    ) -> Result<Option<Committed>, SyncError> {
         let Some(mut txn) = self.open.remove(&xid) else {
             return Ok(None);
         };
@@ -257,19 +267,30 @@ impl Streams {
         txn.flush().await?;
         let relations = std::mem::take(&mut txn.relations);
         let rows = txn.rows;
-        self.release(txn, "COMMIT").await?;
-        Ok(Some((relations, rows)))
+        let results = self.release(txn, durable::COMMIT).await?;
+        let (inserted, flushed) = durable::positions(&results)?;
+        Ok(Some(Committed {
+            relations,
+            rows,
+            inserted,
+            flushed,
+        }))
     }
 
-    async fn release(&mut self, mut txn: StreamedTxn, end: &str) -> Result<(), SyncError> {
+    async fn release(
+        &mut self,
+        mut txn: StreamedTxn,
+        end: &str,
+    ) -> Result<Vec<ferry_pgwire::QueryResult>, SyncError> {
+        let mut results = Vec::new();
         if txn.pending.begun {
-            txn.conn
-                .simple_query(end)
-                .await
-                .map_err(|e| SyncError::apply("ending a streamed transaction", e, true, true))?;
+            results =
+                txn.conn.simple_query(end).await.map_err(|e| {
+                    SyncError::apply("ending a streamed transaction", e, true, true)
+                })?;
         }
         self.idle.push(txn.conn);
-        Ok(())
+        Ok(results)
     }
 
     /// Rolls back every open streamed transaction (stopping, or after an error).
