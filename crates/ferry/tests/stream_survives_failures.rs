@@ -270,3 +270,46 @@ fn large_transaction_bounded_memory() {
     );
     wait_equal(&source, &target, "public.wide", MINUTE);
 }
+
+/// Changes to different tables are grouped per table within a target transaction. A target
+/// with a foreign key of its own can object to that order: the integrity error makes the
+/// pipeline apply the same transactions again one statement at a time, in source order.
+#[test]
+fn batch_conflict_retries_in_safe_mode() {
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    source
+        .psql(
+            "CREATE TABLE public.parent (id int PRIMARY KEY);
+             CREATE TABLE public.child (id int PRIMARY KEY, parent int);
+             INSERT INTO public.parent VALUES (0); INSERT INTO public.child VALUES (0, 0);",
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sync_config(&dir, &source, &target);
+    let sync = spawn(&["sync", "-c", &cfg]);
+    wait_equal(&source, &target, "public.child", MINUTE);
+    // Both tables described in this session already (a Relation message ends a group's runs).
+    source
+        .psql("INSERT INTO public.parent VALUES (100); INSERT INTO public.child VALUES (100, 100);")
+        .unwrap();
+    wait_equal(&source, &target, "public.child", MINUTE);
+    target
+        .psql("ALTER TABLE public.child ADD FOREIGN KEY (parent) REFERENCES public.parent (id)")
+        .unwrap();
+    // Per table, the child's insert would come before the parent's.
+    source
+        .psql(
+            "BEGIN; DELETE FROM public.child WHERE id = 0; INSERT INTO public.parent VALUES (1);
+             INSERT INTO public.child VALUES (1, 1); COMMIT",
+        )
+        .unwrap();
+    wait_equal(&source, &target, "public.child", MINUTE);
+    wait_equal(&source, &target, "public.parent", MINUTE);
+    let output = stop_and_check_exit(sync);
+    assert!(output.contains("safe mode"), "{output}");
+    let fk = target
+        .psql("SELECT count(*) FROM pg_constraint WHERE contype = 'f'")
+        .unwrap();
+    assert_eq!(fk.trim(), "1");
+}

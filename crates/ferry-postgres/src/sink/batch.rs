@@ -10,9 +10,10 @@
 //!  DELETE ×n by key   DELETE FROM ONLY t WHERE (k, …) IN (VALUES (…), …)
 //! ```
 //!
-//! Only what keeps the meaning joins a run: inserts with the same columns (any table); updates that keep
-//! the key (no `K` or `O` tuple), set the same columns, and touch a key not already in the
-//! run (a second change to one row must see the first); deletes by key. Everything else
+//! Only what keeps the meaning joins a run: inserts with the same columns (any table);
+//! updates that keep the key (no `K` or `O` tuple) and set the same columns, where a second
+//! update of a row already in the run replaces its values (both set every one of those
+//! columns, so the row ends the same); deletes by key. Everything else
 //! (REPLICA IDENTITY FULL updates and deletes, key changes, TRUNCATE) ends the run and is
 //! written alone by [`crate::sink::apply`]. The first VALUES row carries a cast to each
 //! column's type, which types the rest.
@@ -22,7 +23,7 @@
 //! between rows can collide where the source's one-by-one order did not. The runtime treats
 //! an integrity error from a coalesced batch as a reason to apply again one by one.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use ferry_core::{quote_ident, Change, Datum, Relation, RelationId, Row};
 
@@ -55,9 +56,14 @@ enum Shape {
 struct Run {
     relation: RelationId,
     shape: Shape,
-    /// `(literal, …)` per row, the first one with casts.
-    rows: Vec<String>,
-    keys: HashSet<String>,
+    /// The values of each row.
+    rows: Vec<Values>,
+    /// Update runs: the row index of each key.
+    keys: HashMap<String, usize>,
+    /// The casts of the first row.
+    types: Vec<String>,
+    /// Bytes of the literals held.
+    bytes: usize,
     sql_head: String,
     sql_tail: String,
 }
@@ -87,41 +93,139 @@ impl Batcher {
             self.finish(out);
             return Ok(false);
         };
+        let size: usize = values.iter().map(|(_, v)| v.len() + 2).sum();
         let joins = self.run.as_ref().is_some_and(|run| {
             run.relation == target.relation.id
                 && run.shape == shape
                 && run.rows.len() < MAX_RUN_ROWS
-                && key.as_ref().is_none_or(|k| !run.keys.contains(k))
         });
         if !joins {
             self.finish(out);
             let (sql_head, sql_tail) = frame(target, &shape);
-            let row = tuple(target, &values, true);
             self.run = Some(Run {
                 relation: target.relation.id,
                 shape,
-                rows: vec![row],
-                keys: key.into_iter().collect(),
+                rows: Vec::new(),
+                keys: HashMap::new(),
+                types: target.types.clone(),
+                bytes: 0,
                 sql_head,
                 sql_tail,
             });
-            return Ok(true);
         }
         if let Some(run) = self.run.as_mut() {
-            run.rows.push(tuple(target, &values, false));
-            run.keys.extend(key);
+            run.bytes += size;
+            match key.and_then(|k| match run.keys.get(&k) {
+                Some(&at) => Some(Err(at)),
+                None => Some(Ok(k)),
+            }) {
+                // A later update of a row already in the run, setting the same columns:
+                // its values replace the earlier ones (the row ends the same).
+                Some(Err(at)) => run.rows[at] = values,
+                Some(Ok(k)) => {
+                    run.keys.insert(k, run.rows.len());
+                    run.rows.push(values);
+                }
+                None => run.rows.push(values),
+            }
         }
         Ok(true)
+    }
+
+    /// Bytes of values held in the open run.
+    pub fn pending_bytes(&self) -> usize {
+        self.run.as_ref().map_or(0, |r| r.bytes)
     }
 
     /// Writes the open run, if any.
     pub fn finish(&mut self, out: &mut String) {
         if let Some(run) = self.run.take() {
             out.push_str(&run.sql_head);
-            out.push_str(&run.rows.join(", "));
+            for (i, row) in run.rows.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                tuple(&run.types, row, i == 0, out);
+            }
             out.push_str(&run.sql_tail);
             out.push_str(";\n");
         }
+    }
+}
+
+/// Runs kept per table, so that changes to different tables, interleaved in the source's
+/// transactions, still form long runs: within one target transaction, each table's changes
+/// stay in their order, and the order between tables does not change the result (the
+/// target has no foreign keys or triggers of Ferry's making; if it has its own and they
+/// object, the integrity error makes the runtime apply again one statement at a time).
+#[derive(Debug, Default)]
+pub struct Partitioned {
+    tables: Vec<TableBatch>,
+    bytes: usize,
+}
+
+#[derive(Debug)]
+struct TableBatch {
+    relation: RelationId,
+    batcher: Batcher,
+    sql: String,
+}
+
+impl Partitioned {
+    /// Nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    /// About how many bytes of SQL and values are held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn table(&mut self, relation: RelationId) -> &mut TableBatch {
+        let at = match self.tables.iter().position(|t| t.relation == relation) {
+            Some(at) => at,
+            None => {
+                self.tables.push(TableBatch {
+                    relation,
+                    batcher: Batcher::default(),
+                    sql: String::new(),
+                });
+                self.tables.len() - 1
+            }
+        };
+        &mut self.tables[at]
+    }
+
+    /// Takes a row change into its table's run; false (its table's run written out) when it
+    /// cannot join one, and the caller hands its statement to [`Partitioned::push`].
+    pub fn add(&mut self, target: &TargetRelation, change: &Change) -> Result<bool, ApplyError> {
+        let table = self.table(target.relation.id);
+        let (before_sql, before_run) = (table.sql.len(), table.batcher.pending_bytes());
+        let joined = table.batcher.add(target, change, &mut table.sql)?;
+        let after = table.sql.len() + table.batcher.pending_bytes();
+        self.bytes = (self.bytes + after).saturating_sub(before_sql + before_run);
+        Ok(joined)
+    }
+
+    /// Adds a statement about one table after that table's earlier changes.
+    pub fn push(&mut self, relation: RelationId, sql: &str) {
+        let table = self.table(relation);
+        table.batcher.finish(&mut table.sql);
+        let before = table.sql.len();
+        table.sql.push_str(sql);
+        table.sql.push_str(";\n");
+        let grown = table.sql.len() - before;
+        self.bytes += grown;
+    }
+
+    /// Writes everything held to `out`, table by table.
+    pub fn finish(&mut self, out: &mut String) {
+        for mut table in self.tables.drain(..) {
+            table.batcher.finish(&mut table.sql);
+            out.push_str(&table.sql);
+        }
+        self.bytes = 0;
     }
 }
 
@@ -214,16 +318,20 @@ fn flag(flags: &[bool], i: usize) -> bool {
     flags.get(i).copied().unwrap_or(false)
 }
 
-/// `(v, …)`, with casts when `first`.
-fn tuple(target: &TargetRelation, values: &Values, first: bool) -> String {
-    let parts: Vec<String> = values
-        .iter()
-        .map(|(i, value)| match (first, target.types.get(*i)) {
-            (true, Some(ty)) => format!("{value}::{ty}"),
-            _ => value.clone(),
-        })
-        .collect();
-    format!("({})", parts.join(", "))
+/// Writes `(v, …)` to `out`, with casts when `first`.
+fn tuple(types: &[String], values: &Values, first: bool, out: &mut String) {
+    out.push('(');
+    for (n, (i, value)) in values.iter().enumerate() {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(value);
+        if let (true, Some(ty)) = (first, types.get(*i)) {
+            out.push_str("::");
+            out.push_str(ty);
+        }
+    }
+    out.push(')');
 }
 
 /// The text around the VALUES rows of a run.

@@ -23,7 +23,7 @@ use super::setup::save_position_sql;
 use super::streamed::Streams;
 use super::{BatchLimits, StreamSyncOptions, HEARTBEAT_PREFIX};
 use crate::error::SyncError;
-use ferry_postgres::sink::batch::{Batcher, TargetRelation};
+use ferry_postgres::sink::batch::{Partitioned, TargetRelation};
 
 /// Gathered SQL is sent to the target once it is this large, even mid-transaction.
 const FLUSH_BYTES: usize = 1 << 20;
@@ -48,8 +48,8 @@ struct Group {
     since: Option<Instant>,
     /// End LSN of the last complete transaction in the group.
     end: Option<Lsn>,
-    /// The run of row changes being coalesced (not yet in `sql`).
-    batcher: Batcher,
+    /// Runs of row changes being coalesced, per table (not yet in `sql`).
+    batcher: Partitioned,
 }
 
 /// The plain transaction being read.
@@ -345,18 +345,26 @@ impl<'a> Applier<'a> {
         let Some(id) = relation_of(change) else {
             return Ok(());
         };
-        let target = self.relations.get(id).ok_or_else(|| unknown_relation(id))?;
-        let before = self.group.sql.len();
-        let coalesced = self.options.coalesce
-            && self
+        self.group.rows += 1;
+        let multi_table = matches!(change, Change::Truncate { .. });
+        if self.options.coalesce && !multi_table {
+            let target = self.relations.get(id).ok_or_else(|| unknown_relation(id))?;
+            let held = self.group.batcher.bytes();
+            if !self
                 .group
                 .batcher
-                .add(target, change, &mut self.group.sql)
-                .map_err(apply_error)?;
-        self.group.rows += 1;
-        if coalesced {
-            self.group.bytes += self.group.sql.len() - before;
-            if self.group.sql.len() >= FLUSH_BYTES {
+                .add(target, change)
+                .map_err(apply_error)?
+            {
+                let relations = &self.relations;
+                if let Some(sql) = row_sql(change, |id| {
+                    relations.get(id).ok_or_else(|| unknown_relation(id))
+                })? {
+                    self.group.batcher.push(id, &sql);
+                }
+            }
+            self.group.bytes += self.group.batcher.bytes().saturating_sub(held);
+            if self.group.sql.len() + self.group.batcher.bytes() >= FLUSH_BYTES {
                 self.flush_group().await?;
             }
             return Ok(());

@@ -88,15 +88,22 @@ fn updates_by_key_join_with_casts_in_the_first_row() {
 }
 
 #[test]
-fn a_repeated_key_or_another_shape_starts_a_new_statement() {
+fn a_repeated_key_takes_the_later_values_and_another_shape_starts_a_new_statement() {
     let sql = run(&[
         update("1", "5", text("b")),
-        update("1", "6", text("b")),
+        update("1", "6", text("c")),
         update("2", "7", Datum::UnchangedToast),
         delete("3"),
         delete("4"),
     ]);
-    assert_eq!(sql.matches(";\n").count(), 4, "{sql}");
+    assert_eq!(sql.matches(";\n").count(), 3, "{sql}");
+    assert!(
+        sql.starts_with(
+            "UPDATE ONLY \"shop\".\"Items\" AS t SET \"qty\" = v.c1, \"bio\" = v.c2 FROM (VALUES \
+         ('1'::bigint, '6'::integer, 'c'::text)) AS v"
+        ),
+        "{sql}"
+    );
     assert!(sql.ends_with(
         "DELETE FROM ONLY \"shop\".\"Items\" WHERE (\"id\") IN (VALUES ('3'::bigint), ('4'));\n"
     ));
