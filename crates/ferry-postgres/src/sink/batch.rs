@@ -115,9 +115,9 @@ impl Batcher {
         }
         if let Some(run) = self.run.as_mut() {
             run.bytes += size;
-            match key.and_then(|k| match run.keys.get(&k) {
-                Some(&at) => Some(Err(at)),
-                None => Some(Ok(k)),
+            match key.map(|k| match run.keys.get(&k) {
+                Some(&at) => Err(at),
+                None => Ok(k),
             }) {
                 // A later update of a row already in the run, setting the same columns:
                 // its values replace the earlier ones (the row ends the same).
