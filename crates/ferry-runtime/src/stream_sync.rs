@@ -23,6 +23,7 @@
 mod apply;
 mod decoder;
 mod durable;
+mod feed;
 mod relations;
 mod setup;
 mod streamed;
@@ -133,29 +134,44 @@ pub async fn run_stream_sync(
         .heartbeat
         .map(|every| AbortOnDrop(tokio::spawn(heartbeat(options.full.source.clone(), every))));
     let decoder = decoder::StreamDecoder::new(options, start).await?;
+    let mut feed = feed::Feed::start(stream);
+    let feedback = feed.feedback();
     let mut apply = Applier::new(options, target, decoder, start);
+    let result = apply_loop(&mut apply, &mut feed, &feedback, &mut stop).await;
+    if result.is_ok() {
+        apply.finish(&feedback).await;
+        feed.finish().await;
+    }
+    result
+}
+
+/// Applies what the feed delivers until the stream ends, `stop`, or an error.
+async fn apply_loop(
+    apply: &mut Applier<'_>,
+    feed: &mut feed::Feed,
+    feedback: &feed::Feedback,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), SyncError> {
     loop {
-        let message = if apply.has_pending_group() && !apply.group_is_full() {
+        let received = if apply.has_pending_group() && !apply.group_is_full() {
             // Take whatever is already waiting into the group; commit it once nothing is.
-            match tokio::time::timeout(Duration::ZERO, stream.next()).await {
-                Ok(message) => {
-                    message.map_err(|e| SyncError::session("streaming from the slot", e))?
-                }
-                Err(_) => {
-                    apply.commit_group(&mut stream).await?;
+            match feed.try_recv()? {
+                Some(received) => Some(received),
+                None => {
+                    apply.commit_group(feedback).await?;
                     continue;
                 }
             }
         } else if apply.has_pending_group() {
-            apply.commit_group(&mut stream).await?;
+            apply.commit_group(feedback).await?;
             continue;
         } else if apply.awaits_flush() {
             tokio::select! {
                 biased;
                 _ = stop.changed() => None,
-                message = stream.next() => message.map_err(|e| SyncError::session("streaming from the slot", e))?,
+                received = feed.recv() => received?,
                 () = tokio::time::sleep(durable::POLL) => {
-                    apply.poll_flush(&mut stream).await?;
+                    apply.poll_flush(feedback).await?;
                     continue;
                 }
             }
@@ -163,16 +179,14 @@ pub async fn run_stream_sync(
             tokio::select! {
                 biased;
                 _ = stop.changed() => None,
-                message = stream.next() => message.map_err(|e| SyncError::session("streaming from the slot", e))?,
+                received = feed.recv() => received?,
             }
         };
-        let Some(message) = message else {
-            apply.finish(&mut stream).await;
+        let Some(received) = received else {
             return Ok(());
         };
-        apply.handle(message, &mut stream).await?;
+        apply.handle(received.message, feedback).await?;
         if *stop.borrow() {
-            apply.finish(&mut stream).await;
             return Ok(());
         }
     }

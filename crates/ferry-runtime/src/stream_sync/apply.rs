@@ -15,7 +15,9 @@ use std::time::Instant;
 use super::decoder::StreamDecoder;
 use super::durable::{self, Durability};
 use ferry_core::{Change, Lsn, RelationId};
-use ferry_pgwire::{ReplicationClient, ReplicationMessage, ReplicationStream};
+use ferry_pgwire::{ReplicationClient, ReplicationMessage};
+
+use super::feed::Feedback;
 use ferry_postgres::sink::apply::{delete_sql, insert_sql, truncate_sql, update_sql, ApplyError};
 
 use super::relations::{follow, RelationCache, SourceLookup};
@@ -27,10 +29,6 @@ use ferry_postgres::sink::batch::{Partitioned, TargetRelation};
 
 /// Gathered SQL is sent to the target once it is this large, even mid-transaction.
 const FLUSH_BYTES: usize = 1 << 20;
-
-/// A commit is reported to the server within this delay (at most one status update per
-/// this delay under a steady load).
-const STATUS_AFTER_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How often the running totals are logged.
 const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -136,7 +134,7 @@ impl<'a> Applier<'a> {
     pub(super) async fn handle(
         &mut self,
         message: ReplicationMessage,
-        stream: &mut ReplicationStream,
+        feedback: &Feedback,
     ) -> Result<(), SyncError> {
         let data = match message {
             ReplicationMessage::XLogData(data) => data,
@@ -145,13 +143,13 @@ impl<'a> Applier<'a> {
                 // irrelevant (a streamed transaction in flight commits later, and is sent
                 // again whole after a restart): confirm it, so an idle slot does not hold WAL.
                 if self.idle() && keepalive.wal_end > self.applied {
-                    stream.confirm_durable(keepalive.wal_end);
+                    feedback.confirm(keepalive.wal_end);
                 }
                 return Ok(());
             }
         };
         for change in self.decoder.decode(data.wal_start, data.data)? {
-            self.handle_change(change, stream).await?;
+            self.handle_change(change, feedback).await?;
         }
         Ok(())
     }
@@ -171,7 +169,7 @@ impl<'a> Applier<'a> {
     async fn handle_change(
         &mut self,
         change: Change,
-        stream: &mut ReplicationStream,
+        feedback: &Feedback,
     ) -> Result<(), SyncError> {
         let change = match change {
             Change::Relation { relation, .. } if !self.selected(&relation) => return Ok(()),
@@ -247,11 +245,8 @@ impl<'a> Applier<'a> {
                 ..
             } => {
                 if prefix == HEARTBEAT_PREFIX && self.idle() && lsn > self.applied {
-                    stream.confirm_durable(lsn);
-                    stream
-                        .send_status(false)
-                        .await
-                        .map_err(|e| SyncError::session("confirming a heartbeat", e))?;
+                    feedback.confirm(lsn);
+                    feedback.status_now();
                 }
             }
             Change::StreamStart { xid, .. } => self.streams.start(xid).await?,
@@ -264,7 +259,7 @@ impl<'a> Applier<'a> {
                 ..
             } => {
                 // Earlier transactions first: they committed before it on the source.
-                self.commit_group(stream).await?;
+                self.commit_group(feedback).await?;
                 let tail = save_position_sql(self.options, end_lsn);
                 let done = self
                     .streams
@@ -276,7 +271,7 @@ impl<'a> Applier<'a> {
                     let durable = self
                         .durability
                         .committed(done.inserted, end_lsn, done.flushed);
-                    durable_now(durable, stream);
+                    durable_now(durable, feedback);
                     self.count(1, done.rows);
                 }
             }
@@ -428,20 +423,14 @@ impl<'a> Applier<'a> {
     }
 
     /// Reads the target's flush position and confirms what it made durable.
-    pub(super) async fn poll_flush(
-        &mut self,
-        stream: &mut ReplicationStream,
-    ) -> Result<(), SyncError> {
+    pub(super) async fn poll_flush(&mut self, feedback: &Feedback) -> Result<(), SyncError> {
         let flushed = durable::flush_position(&mut self.target).await?;
-        durable_now(self.durability.flushed(flushed), stream);
+        durable_now(self.durability.flushed(flushed), feedback);
         Ok(())
     }
 
     /// Commits the group with the progress row and confirms its end to the server.
-    pub(super) async fn commit_group(
-        &mut self,
-        stream: &mut ReplicationStream,
-    ) -> Result<(), SyncError> {
+    pub(super) async fn commit_group(&mut self, feedback: &Feedback) -> Result<(), SyncError> {
         let Some(end) = self.group.end else {
             return Ok(());
         };
@@ -457,7 +446,7 @@ impl<'a> Applier<'a> {
         let (inserted, flushed) = durable::positions(&results)?;
         let group = std::mem::take(&mut self.group);
         self.applied = end;
-        durable_now(self.durability.committed(inserted, end, flushed), stream);
+        durable_now(self.durability.committed(inserted, end, flushed), feedback);
         self.count(group.txns, group.rows);
         Ok(())
     }
@@ -481,9 +470,9 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Stopping: commits the complete transactions in hand, rolls back the rest, and tells
-    /// the server the final position.
-    pub(super) async fn finish(&mut self, stream: &mut ReplicationStream) {
+    /// Stopping: commits the complete transactions in hand, rolls back the rest, and waits
+    /// (briefly) for the target to flush them, so that the final status update reports them.
+    pub(super) async fn finish(&mut self, feedback: &Feedback) {
         self.streams.rollback_all().await;
         if self.open.take().is_some_and(|txn| txn.statements > 0) {
             // Its statements are mixed into the group's: the group goes, and is sent again.
@@ -492,29 +481,25 @@ impl<'a> Applier<'a> {
             }
             self.group = Group::default();
         }
-        if let Err(e) = self.commit_group(stream).await {
+        if let Err(e) = self.commit_group(feedback).await {
             tracing::warn!(error = %format!("{e:#}"), "stopping: the last group was not applied; it is sent again next time");
         }
         // Let the target flush the last commits, so that the slot is confirmed up to them.
         let deadline = Instant::now() + std::time::Duration::from_secs(2);
         while self.awaits_flush() && Instant::now() < deadline {
             tokio::time::sleep(durable::POLL).await;
-            if self.poll_flush(stream).await.is_err() {
+            if self.poll_flush(feedback).await.is_err() {
                 break;
             }
-        }
-        if let Err(e) = stream.send_status(false).await {
-            tracing::debug!(error = %e, "stopping: final status update not sent");
         }
         tracing::info!(position = %self.applied, transactions = self.totals.txns, changes = self.totals.rows, "stopped");
     }
 }
 
 /// Confirms `source` to the server if a commit just became durable.
-fn durable_now(source: Option<Lsn>, stream: &mut ReplicationStream) {
+fn durable_now(source: Option<Lsn>, feedback: &Feedback) {
     if let Some(source) = source {
-        stream.confirm_durable(source);
-        stream.status_within(STATUS_AFTER_COMMIT);
+        feedback.confirm(source);
     }
 }
 
