@@ -73,6 +73,18 @@ pub enum SyncError {
          [source] tables and the publication"
     )]
     TargetTableMissing { table: TableName },
+    #[error(
+        "replication slot {slot:?} {problem}: the changes since the last applied position are \
+         no longer available, so the target must be copied again. To resync: \
+         DELETE FROM {progress_schema}.progress WHERE pipeline = '{pipeline}'; (on the target), \
+         then run ferry sync with on_existing = \"truncate\""
+    )]
+    SlotGone {
+        slot: String,
+        problem: String,
+        pipeline: String,
+        progress_schema: String,
+    },
     #[error("a large transaction streamed before its commit conflicts with the others ({0}); retrying without streaming")]
     StreamingConflict(String),
     #[error("a batch of changes applied as one statement hit an integrity check ({0}); retrying one change at a time")]
@@ -167,6 +179,7 @@ impl SyncError {
             | SyncError::Timestamp { .. }
             | SyncError::CopyInterrupted { .. }
             | SyncError::TargetTableMissing { .. }
+            | SyncError::SlotGone { .. }
             | SyncError::Decode { .. }
             | SyncError::Internal(_) => false,
             SyncError::StreamingConflict(_) | SyncError::BatchConflict(_) => true,

@@ -21,7 +21,7 @@
 //! did and the commit-LSN check skips it.
 
 mod apply;
-mod decoder;
+pub mod decoder;
 mod durable;
 mod feed;
 mod relations;
@@ -115,11 +115,17 @@ pub async fn run_stream_sync(
     let pgoutput = options.plugin == ferry_postgres::Plugin::Pgoutput;
     let streaming = pgoutput && options.streaming && version >= 14;
     let tables = if options.plugin == ferry_postgres::Plugin::Wal2json {
-        decoder::selected_tables(options).await?
+        decoder::selected_tables(&options.full.source, &options.full.tables).await?
     } else {
         Vec::new()
     };
-    let plugin_options = decoder::plugin_options(options, version, streaming, &tables);
+    let plugin_options = decoder::plugin_options(
+        options.plugin,
+        &options.publication,
+        version,
+        streaming,
+        &tables,
+    );
     let plugin_options: Vec<(&str, &str)> = plugin_options
         .iter()
         .map(|(k, v)| (*k, v.as_str()))
@@ -128,12 +134,18 @@ pub async fn run_stream_sync(
     let mut stream = client
         .start_logical_replication(&options.slot, start, &plugin_options)
         .await
-        .map_err(|e| SyncError::session("starting replication from the slot", e))?;
+        .map_err(|e| slot_error(options, e))?;
     stream.confirm_durable(start);
     let _heartbeat = options
         .heartbeat
         .map(|every| AbortOnDrop(tokio::spawn(heartbeat(options.full.source.clone(), every))));
-    let decoder = decoder::StreamDecoder::new(options, start).await?;
+    let decoder = decoder::StreamDecoder::new(
+        options.plugin,
+        &options.full.source,
+        &options.full.tables,
+        start,
+    )
+    .await?;
     let mut feed = feed::Feed::start(stream);
     let feedback = feed.feedback();
     let mut apply = Applier::new(options, target, decoder, start);
@@ -221,6 +233,29 @@ async fn heartbeat(source: ConnParams, every: Duration) {
             tracing::warn!(error = %e, "heartbeat: pg_logical_emit_message failed");
             client = None;
         }
+    }
+}
+
+/// START_REPLICATION failed: a slot that is gone or lost is fatal and says how to resync.
+fn slot_error(options: &StreamSyncOptions, e: ferry_pgwire::Error) -> SyncError {
+    let problem = match e
+        .as_db_error()
+        .map(|d| (d.code().to_owned(), d.to_string()))
+    {
+        Some((code, _)) if code == "42704" => Some("does not exist".to_owned()),
+        Some((code, text)) if code == "55000" && text.contains("can no longer get changes") => {
+            Some("was invalidated (wal_status lost: the WAL it needed was removed)".to_owned())
+        }
+        _ => None,
+    };
+    match problem {
+        Some(problem) => SyncError::SlotGone {
+            slot: options.slot.clone(),
+            problem,
+            pipeline: options.pipeline.clone(),
+            progress_schema: ferry_core::quote_ident(&options.progress_schema),
+        },
+        None => SyncError::session("starting replication from the slot", e),
     }
 }
 

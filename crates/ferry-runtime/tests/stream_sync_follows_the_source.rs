@@ -214,3 +214,33 @@ async fn idle_slot_advances_with_heartbeat() {
     stop.send(true).unwrap();
     sync.await.unwrap().unwrap();
 }
+
+/// A slot dropped behind the pipeline's back is fatal: the message names the slot and says
+/// how to resync, and the run ends instead of retrying forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_slot_is_fatal_with_the_resync_command() {
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    source
+        .psql("CREATE TABLE public.t (id int PRIMARY KEY)")
+        .unwrap();
+    let (stop, sync) = start(stream_options(&source, &target));
+    wait_equal(&source, &target, "public.t").await;
+    stop.send(true).unwrap();
+    sync.await.unwrap().unwrap();
+    source
+        .psql("SELECT pg_drop_replication_slot('ferry_stream')")
+        .unwrap();
+    let (_stop, sync) = start(stream_options(&source, &target));
+    let error = sync.await.unwrap().unwrap_err();
+    let message = error.to_string();
+    assert!(!error.is_transient(), "{message}");
+    assert!(
+        message.contains("\"ferry_stream\" does not exist"),
+        "{message}"
+    );
+    assert!(
+        message.contains("DELETE FROM \"ferry\".progress WHERE pipeline = 'test'"),
+        "{message}"
+    );
+}

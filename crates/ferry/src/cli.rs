@@ -65,6 +65,13 @@ pub enum Command {
         /// The pipeline whose source to peek at (default: the first).
         #[arg(long)]
         pipeline: Option<String>,
+        /// Read an existing slot (from its confirmed position, which is not moved) instead
+        /// of a temporary one: for measuring decoding over WAL already written.
+        #[arg(long)]
+        slot: Option<String>,
+        /// Stop at the first transaction that ends at or after this LSN (e.g. 0/3000000).
+        #[arg(long)]
+        end_lsn: Option<ferry_core::Lsn>,
     },
     /// Replication slots of the configured sources: list, drop, clean up orphans.
     Slots {

@@ -61,7 +61,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limit,
             format,
             pipeline,
-        } => commands::peek::run(&config, plugin, limit, format, pipeline.as_deref()).await,
+            slot,
+            end_lsn,
+        } => {
+            let options = commands::peek::PeekOptions {
+                plugin,
+                limit,
+                format,
+                slot,
+                end_lsn,
+            };
+            commands::peek::run(&config, &options, pipeline.as_deref()).await
+        }
         Command::Slots { what } => match what {
             SlotsCommand::List { json } => commands::slots::list(&config, json).await,
             SlotsCommand::Drop { name, force } => {

@@ -1,5 +1,5 @@
 //! `ferry peek`: decoded changes appear as they happen, the limit ends the run, and no slot
-//! or temporary publication is left behind.
+//! or temporary publication is left behind; with each of the three plugins.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -8,6 +8,20 @@ use ferry_testkit::TempCluster;
 
 #[test]
 fn peek_prints_changes_and_leaves_nothing_behind() {
+    peek_with("pgoutput");
+}
+
+#[test]
+fn peek_with_wal2json() {
+    peek_with("wal2json");
+}
+
+#[test]
+fn peek_with_decoderbufs() {
+    peek_with("decoderbufs");
+}
+
+fn peek_with(plugin: &str) {
     let source = TempCluster::new().unwrap();
     let target = TempCluster::new().unwrap();
     source
@@ -33,6 +47,8 @@ fn peek_prints_changes_and_leaves_nothing_behind() {
             "3",
             "--format",
             "json",
+            "--plugin",
+            plugin,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

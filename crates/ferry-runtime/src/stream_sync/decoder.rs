@@ -14,26 +14,34 @@ use ferry_postgres::source::decode::pgoutput::PgoutputDecoder;
 use ferry_postgres::source::decode::wal2json::Wal2JsonDecoder;
 use ferry_postgres::Plugin;
 
-use super::StreamSyncOptions;
+use ferry_pgwire::ConnParams;
+use ferry_postgres::TableSelection;
+
 use crate::error::SyncError;
 
 /// One decoder for whichever plugin the slot uses.
-pub(super) enum StreamDecoder {
+pub enum StreamDecoder {
     Pgoutput(PgoutputDecoder),
     Wal2json(Wal2JsonDecoder),
     Decoderbufs(DecoderbufsDecoder),
 }
 
 impl StreamDecoder {
-    /// A decoder for `options.plugin`, streaming from `start`. decoderbufs learns each
-    /// selected table's replica identity from the source catalog, as it sends none.
-    pub(super) async fn new(options: &StreamSyncOptions, start: Lsn) -> Result<Self, SyncError> {
-        Ok(match options.plugin {
+    /// A decoder for `plugin`, streaming the `tables` of `source` from `start`.
+    /// decoderbufs learns each selected table's replica identity from the source catalog, as
+    /// it sends none.
+    pub async fn new(
+        plugin: Plugin,
+        source: &ConnParams,
+        tables: &TableSelection,
+        start: Lsn,
+    ) -> Result<Self, SyncError> {
+        Ok(match plugin {
             Plugin::Pgoutput => StreamDecoder::Pgoutput(PgoutputDecoder::new()),
             Plugin::Wal2json => StreamDecoder::Wal2json(Wal2JsonDecoder::new()),
             Plugin::Decoderbufs => {
                 let mut decoder = DecoderbufsDecoder::new(start);
-                for (table, identity) in identities(options).await? {
+                for (table, identity) in identities(source, tables).await? {
                     decoder.set_identity(table, identity);
                 }
                 StreamDecoder::Decoderbufs(decoder)
@@ -42,12 +50,12 @@ impl StreamDecoder {
     }
 
     /// Whether Relation changes carry type modifiers (only pgoutput's do).
-    pub(super) fn typmods_known(&self) -> bool {
+    pub fn typmods_known(&self) -> bool {
         matches!(self, StreamDecoder::Pgoutput(_))
     }
 
     /// The changes in one XLogData payload that starts at `wal_start`.
-    pub(super) fn decode(&mut self, wal_start: Lsn, data: Bytes) -> Result<Vec<Change>, SyncError> {
+    pub fn decode(&mut self, wal_start: Lsn, data: Bytes) -> Result<Vec<Change>, SyncError> {
         let failed =
             |plugin: Plugin, table: Option<&TableName>, message: String| SyncError::Decode {
                 plugin: plugin.name(),
@@ -69,24 +77,24 @@ impl StreamDecoder {
     }
 }
 
-/// The plugin options of START_REPLICATION for a server of major `version`.
-pub(super) fn plugin_options(
-    options: &StreamSyncOptions,
+/// The plugin options of START_REPLICATION for a server of major `version`: `publication`
+/// for pgoutput (with `streaming` of large transactions, protocol 2, when asked and 14+),
+/// the selected `tables` for wal2json.
+pub fn plugin_options(
+    plugin: Plugin,
+    publication: &str,
     version: u32,
     streaming: bool,
     tables: &[TableName],
 ) -> Vec<(&'static str, String)> {
-    match options.plugin {
+    match plugin {
         Plugin::Pgoutput => {
             let mut list = vec![
                 (
                     "proto_version",
                     if streaming { "2" } else { "1" }.to_owned(),
                 ),
-                (
-                    "publication_names",
-                    ferry_core::quote_ident(&options.publication),
-                ),
+                ("publication_names", ferry_core::quote_ident(publication)),
             ];
             if streaming {
                 list.push(("streaming", "on".to_owned()));
@@ -139,9 +147,15 @@ fn wal2json_tables(tables: &[TableName]) -> String {
 
 /// Each selected table's replica identity, from the source catalog.
 async fn identities(
-    options: &StreamSyncOptions,
+    source: &ConnParams,
+    tables: &TableSelection,
 ) -> Result<Vec<(TableName, TableIdentity)>, SyncError> {
-    let (client, _) = super::setup::source_catalog(options).await?;
+    let client = ferry_pgwire::connect_sql(source)
+        .await
+        .map_err(|source| SyncError::Connect {
+            side: "source",
+            source,
+        })?;
     let rows = client
         .query(
             "SELECT n.nspname, c.relname, c.relreplident,
@@ -160,7 +174,7 @@ async fn identities(
         .into_iter()
         .filter_map(|row| {
             let table = TableName::new(row.get::<_, String>(0), row.get::<_, String>(1));
-            if !options.full.tables.matches(&table) {
+            if !tables.matches(&table) {
                 return None;
             }
             let kind: i8 = row.get(2);
@@ -175,16 +189,29 @@ async fn identities(
         .collect())
 }
 
-/// The selected tables, for plugins that filter by name.
-pub(super) async fn selected_tables(
-    options: &StreamSyncOptions,
+/// The selected tables of `source`, for plugins that filter by name.
+pub async fn selected_tables(
+    source: &ConnParams,
+    tables: &TableSelection,
 ) -> Result<Vec<TableName>, SyncError> {
-    let (client, version) = super::setup::source_catalog(options).await?;
-    Ok(ferry_postgres::catalog::tables(&client, version)
+    let client = ferry_pgwire::connect_sql(source)
         .await
-        .map_err(|e| SyncError::sql("listing tables", e))?
-        .into_iter()
-        .filter(|t| options.full.tables.matches(&t.name))
-        .map(|t| t.name)
-        .collect())
+        .map_err(|source| SyncError::Connect {
+            side: "source",
+            source,
+        })?;
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .await
+        .map_err(|e| SyncError::sql("reading the server version", e))?
+        .get(0);
+    Ok(
+        ferry_postgres::catalog::tables(&client, u32::try_from(version).unwrap_or(0))
+            .await
+            .map_err(|e| SyncError::sql("listing tables", e))?
+            .into_iter()
+            .filter(|t| tables.matches(&t.name))
+            .map(|t| t.name)
+            .collect(),
+    )
 }

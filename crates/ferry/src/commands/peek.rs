@@ -3,9 +3,11 @@
 //!
 //! A TEMPORARY slot is created (the server drops it when the connection ends, whatever
 //! happens to this process) and streamed from its creation point; each change is printed
-//! with its table, operation, key and values until `--limit` changes or Ctrl-C. With
-//! pgoutput a publication is needed: the configured one if it exists, otherwise a temporary
-//! one for the selected tables, dropped at the end. Values go to stdout because the user
+//! with its table, operation, key and values until `--limit` changes or Ctrl-C, with any of
+//! the three plugins (through the same decoders as `ferry sync`). With pgoutput a
+//! publication is needed: the configured one if it exists, otherwise a temporary one for the
+//! selected tables, dropped at the end; wal2json is told the selected tables; decoderbufs
+//! sends every table's changes and the others are left out here. Values go to stdout because the user
 //! asked to see them; they are never logged.
 
 use std::collections::HashMap;
@@ -14,8 +16,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use ferry_core::{quote_ident, Datum, Relation, RelationId, Row};
 use ferry_pgwire::{ReplicationClient, ReplicationMessage, SlotOptions, SnapshotAction};
-use ferry_postgres::source::decode::pgoutput::PgoutputDecoder;
 use ferry_postgres::{catalog, Plugin};
+use ferry_runtime::{plugin_options, selected_tables, StreamDecoder};
 use serde_json::{json, Map, Value};
 
 use crate::config::{Config, PipelineConfig};
@@ -27,14 +29,25 @@ pub enum Format {
     Text,
     /// One JSON object per line.
     Json,
+    /// Nothing per change; at the end, how many were decoded and how fast.
+    Count,
 }
 
-/// Streams and prints changes until `limit` row changes or Ctrl-C.
+/// What `ferry peek` was asked for.
+#[derive(Debug, Clone)]
+pub struct PeekOptions {
+    pub plugin: Option<Plugin>,
+    pub limit: Option<usize>,
+    pub format: Format,
+    /// An existing slot to read (its position is not confirmed, so it does not move).
+    pub slot: Option<String>,
+    pub end_lsn: Option<ferry_core::Lsn>,
+}
+
+/// Streams and prints changes until `limit` row changes, `end_lsn`, or Ctrl-C.
 pub async fn run(
     config: &Config,
-    plugin: Option<Plugin>,
-    limit: Option<usize>,
-    format: Format,
+    options: &PeekOptions,
     only: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let pipeline = match only {
@@ -47,18 +60,16 @@ pub async fn run(
             only.unwrap_or_default()
         )
     })?;
-    let plugin = plugin.unwrap_or(pipeline.source.plugin);
-    if plugin != Plugin::Pgoutput {
-        bail!(
-            "ferry peek decodes pgoutput so far; the {plugin} decoder is not built yet: \
-             use --plugin pgoutput"
-        );
-    }
+    let plugin = options.plugin.unwrap_or(pipeline.source.plugin);
     let sql = ferry_pgwire::connect_sql(&pipeline.source.conn)
         .await
         .context("cannot connect to the source")?;
-    let (publication, temporary_publication) = publication(&sql, pipeline).await?;
-    let result = stream(pipeline, &publication, limit, format).await;
+    let (publication, temporary_publication) = if plugin == Plugin::Pgoutput {
+        publication(&sql, pipeline).await?
+    } else {
+        (String::new(), false)
+    };
+    let result = stream(pipeline, plugin, &publication, options).await;
     if temporary_publication {
         let drop = format!("DROP PUBLICATION IF EXISTS {}", quote_ident(&publication));
         if let Err(e) = sql.batch_execute(&drop).await {
@@ -115,41 +126,53 @@ async fn publication(
 
 async fn stream(
     pipeline: &PipelineConfig,
+    plugin: Plugin,
     publication: &str,
-    limit: Option<usize>,
-    format: Format,
+    options: &PeekOptions,
 ) -> anyhow::Result<ExitCode> {
+    let (limit, format) = (options.limit, options.format);
     let mut client = ReplicationClient::connect(&pipeline.source.conn)
         .await
         .context("cannot open a replication connection to the source (run ferry check)")?;
-    let slot = format!("ferry_peek_{}", std::process::id());
-    let created = client
-        .create_slot(
-            &slot,
-            Plugin::Pgoutput.name(),
-            SlotOptions {
-                temporary: true,
-                snapshot: SnapshotAction::Nothing,
-            },
-        )
-        .await
-        .context("cannot create the temporary slot (run ferry check)")?;
-    eprintln!(
-        "peeking from {} with a temporary slot; Ctrl-C to stop",
-        created.consistent_point
-    );
-    let names = quote_ident(publication);
+    let (slot, start) = match &options.slot {
+        // 0/0: the server starts at the slot's confirmed position.
+        Some(slot) => (slot.clone(), ferry_core::Lsn::ZERO),
+        None => {
+            let slot = format!("ferry_peek_{}", std::process::id());
+            let created = client
+                .create_slot(
+                    &slot,
+                    plugin.name(),
+                    SlotOptions {
+                        temporary: true,
+                        snapshot: SnapshotAction::Nothing,
+                    },
+                )
+                .await
+                .context("cannot create the temporary slot (run ferry check)")?;
+            (slot, created.consistent_point)
+        }
+    };
+    eprintln!("peeking from slot {slot} ({plugin}) at {start}; Ctrl-C to stop");
+    let tables = &pipeline.source.tables;
+    let selected = if plugin == Plugin::Wal2json {
+        selected_tables(&pipeline.source.conn, tables).await?
+    } else {
+        Vec::new()
+    };
+    let version = client.server_version().0 / 10_000;
+    let plugin_opts = plugin_options(plugin, publication, version, false, &selected);
+    let plugin_opts: Vec<(&str, &str)> =
+        plugin_opts.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut stream = client
-        .start_logical_replication(
-            &slot,
-            created.consistent_point,
-            &[("proto_version", "1"), ("publication_names", &names)],
-        )
+        .start_logical_replication(&slot, start, &plugin_opts)
         .await?;
-    let mut decoder = PgoutputDecoder::new();
+    let mut decoder = StreamDecoder::new(plugin, &pipeline.source.conn, tables, start).await?;
+    let started = std::time::Instant::now();
+    let mut transactions = 0u64;
     let mut relations: HashMap<RelationId, Relation> = HashMap::new();
     let mut shown = 0;
-    loop {
+    'stream: loop {
         let message = tokio::select! {
             message = stream.next() => message?,
             _ = tokio::signal::ctrl_c() => break,
@@ -158,31 +181,74 @@ async fn stream(
         let ReplicationMessage::XLogData(data) = message else {
             continue;
         };
-        let change = decoder.decode(data.data)?;
-        if let ferry_core::Change::Relation { relation, .. } = &change {
-            relations.insert(relation.id, relation.clone());
-            continue;
-        }
-        let Some(line) = render(&change, &relations, format) else {
-            continue;
-        };
-        println!("{line}");
-        if matches!(
-            change,
-            ferry_core::Change::Insert { .. }
-                | ferry_core::Change::Update { .. }
-                | ferry_core::Change::Delete { .. }
-                | ferry_core::Change::Truncate { .. }
-        ) {
-            shown += 1;
-            if limit.is_some_and(|l| shown >= l) {
-                break;
+        for change in decoder.decode(data.wal_start, data.data)? {
+            if let ferry_core::Change::Relation { relation, .. } = &change {
+                relations.insert(relation.id, relation.clone());
+                continue;
+            }
+            if let ferry_core::Change::Commit { end_lsn, .. }
+            | ferry_core::Change::StreamCommit { end_lsn, .. } = &change
+            {
+                transactions += 1;
+                if options.end_lsn.is_some_and(|end| *end_lsn >= end) {
+                    break 'stream;
+                }
+            }
+            if format == Format::Count {
+                if relation_of(&change).is_some() {
+                    shown += 1;
+                    if limit.is_some_and(|l| shown >= l) {
+                        break 'stream;
+                    }
+                }
+                continue;
+            }
+            // decoderbufs sends every table's changes.
+            if relation_of(&change)
+                .and_then(|id| relations.get(&id))
+                .is_some_and(|r| {
+                    !tables.matches(&ferry_core::TableName::new(
+                        r.schema.clone(),
+                        r.name.clone(),
+                    ))
+                })
+            {
+                continue;
+            }
+            let Some(line) = render(&change, &relations, format) else {
+                continue;
+            };
+            println!("{line}");
+            if relation_of(&change).is_some() {
+                shown += 1;
+                if limit.is_some_and(|l| shown >= l) {
+                    break 'stream;
+                }
             }
         }
     }
-    // Closing the connection drops the temporary slot.
+    // Closing the connection drops the temporary slot (an existing one is not confirmed).
     drop(stream);
+    if format == Format::Count {
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "{shown} changes in {transactions} transactions in {seconds:.2} s: {:.0} changes/s",
+            shown as f64 / seconds.max(1e-9)
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The relation a row change is to (the first of a TRUNCATE's).
+fn relation_of(change: &ferry_core::Change) -> Option<RelationId> {
+    use ferry_core::Change::*;
+    match change {
+        Insert { relation, .. } | Update { relation, .. } | Delete { relation, .. } => {
+            Some(*relation)
+        }
+        Truncate { relations, .. } => relations.first().copied(),
+        _ => None,
+    }
 }
 
 fn render(
@@ -276,6 +342,7 @@ fn render(
                 .collect();
             format!("{} {}", op.to_uppercase(), parts.join(" "))
         }
+        Format::Count => return None,
     })
 }
 

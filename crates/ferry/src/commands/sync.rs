@@ -3,7 +3,7 @@
 //! `mode = "full"` copies every selected table from one consistent snapshot and builds the
 //! target's indexes. `mode = "timestamp"` does the same copy, then polls each table by its
 //! last-updated column until SIGINT or SIGTERM, which finish the batch in flight and exit 0.
-//! `full+incremental` and `incremental` copy (or not), then stream with pgoutput until SIGINT
+//! `full+incremental` and `incremental` copy (or not), then stream (any plugin) until SIGINT
 //! or SIGTERM, retrying transient failures.
 
 use std::process::ExitCode;
