@@ -94,7 +94,7 @@ pub async fn run_full_sync(
         _ => holder.release().await,
     }
     let mut summary = result?;
-    if matches!(options.snapshot, SnapshotSource::Slot { keep: true, .. }) {
+    if matches!(options.snapshot, SnapshotSource::Slot { .. }) {
         summary.consistent_point = consistent_point;
     }
     progress.send(SyncEvent::Finished(summary.clone()));

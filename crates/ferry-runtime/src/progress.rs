@@ -48,7 +48,7 @@ pub struct FullSyncSummary {
     /// From the end of the copy to the last index built.
     pub index_time: Duration,
     pub total_time: Duration,
-    /// The slot's consistent point, when a slot was created and kept.
+    /// The slot's consistent point, when the snapshot came from a slot (kept or not).
     pub consistent_point: Option<ferry_core::Lsn>,
 }
 

@@ -27,6 +27,7 @@ mod feed;
 mod relations;
 mod setup;
 mod streamed;
+mod tables;
 
 use std::time::Duration;
 
@@ -97,15 +98,20 @@ pub async fn run_stream_sync(
 ) -> Result<(), SyncError> {
     let mut target = setup::session(&options.full.target).await?;
     setup::lock_pipeline(options, &mut target).await?;
-    let start = match setup::stored_position(options, &mut target).await? {
-        Some(lsn) if !lsn.is_zero() => lsn,
+    let (start, starts) = match setup::stored_position(options, &mut target).await? {
+        Some(lsn) if !lsn.is_zero() => (
+            lsn,
+            tables::sync_tables(options, &mut target, progress).await?,
+        ),
         // No position yet, or 0/0: a first run that stopped before its copy finished.
         marker => {
             setup::ensure_publication(options).await?;
             setup::save_position(options, &mut target, Lsn::ZERO).await?;
+            let selected = tables::selected(options).await?;
             let position = setup::initial_position(options, progress, marker.is_some()).await?;
+            tables::record(options, &mut target, &selected, Some(Lsn::ZERO)).await?;
             setup::save_position(options, &mut target, position).await?;
-            position
+            (position, tables::Starts::new())
         }
     };
     let client = ReplicationClient::connect(&options.full.source)
@@ -113,7 +119,10 @@ pub async fn run_stream_sync(
         .map_err(|e| SyncError::session("opening a replication connection", e))?;
     let version = client.server_version().0 / 10_000;
     let pgoutput = options.plugin == ferry_postgres::Plugin::Pgoutput;
-    let streaming = pgoutput && options.streaming && version >= 14;
+    // A table added after the copy takes changes from transactions committing after its own
+    // copy: that needs each change's commit position, which a streamed transaction lacks.
+    let adding = starts.values().any(|s| *s > start);
+    let streaming = pgoutput && options.streaming && version >= 14 && !adding;
     let tables = if options.plugin == ferry_postgres::Plugin::Wal2json {
         decoder::selected_tables(&options.full.source, &options.full.tables).await?
     } else {
@@ -148,7 +157,7 @@ pub async fn run_stream_sync(
     .await?;
     let mut feed = feed::Feed::start(stream);
     let feedback = feed.feedback();
-    let mut apply = Applier::new(options, target, decoder, start);
+    let mut apply = Applier::new(options, target, decoder, start, starts);
     let result = apply_loop(&mut apply, &mut feed, &feedback, &mut stop).await;
     if result.is_ok() {
         apply.finish(&feedback).await;

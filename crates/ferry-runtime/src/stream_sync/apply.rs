@@ -56,6 +56,8 @@ struct OpenTxn {
     skip: bool,
     /// Statements it added to the group; with none, stopping can commit the group without it.
     statements: u64,
+    /// Its commit LSN.
+    commit: Lsn,
 }
 
 /// Running totals, logged every [`REPORT_EVERY`].
@@ -71,6 +73,8 @@ pub(super) struct Applier<'a> {
     limits: BatchLimits,
     target: ReplicationClient,
     decoder: StreamDecoder,
+    /// Tables added to the pipeline after its copy, and where their changes start.
+    starts: super::tables::Starts,
     /// Relations of tables outside the selection (sent by plugins that cannot filter).
     ignored: std::collections::HashSet<RelationId>,
     relations: RelationCache,
@@ -89,12 +93,14 @@ impl<'a> Applier<'a> {
         target: ReplicationClient,
         decoder: StreamDecoder,
         start: Lsn,
+        starts: super::tables::Starts,
     ) -> Self {
         Applier {
             options,
             limits: options.batch,
             target,
             decoder,
+            starts,
             ignored: Default::default(),
             relations: RelationCache::default(),
             lookup: SourceLookup::new(options.full.source.clone()),
@@ -154,6 +160,19 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
+    /// Whether a change to `relation` in the open transaction is older than the table's
+    /// start: the table was added to the pipeline later, and its copy already has it.
+    fn before_start(&self, relation: RelationId) -> bool {
+        let Some(commit) = self.open.as_ref().map(|t| t.commit) else {
+            return false;
+        };
+        self.relations
+            .get(relation)
+            .map(|d| ferry_postgres::sink::apply::target_table(&d.relation))
+            .and_then(|table| self.starts.get(&table))
+            .is_some_and(|start| commit < *start)
+    }
+
     /// Whether changes to `relation` are replicated (decoderbufs sends every table's).
     fn selected(&mut self, relation: &ferry_core::Relation) -> bool {
         let table = ferry_postgres::sink::apply::target_table(relation);
@@ -181,7 +200,7 @@ impl<'a> Applier<'a> {
             } => {
                 let relations: Vec<RelationId> = relations
                     .into_iter()
-                    .filter(|r| !self.ignored.contains(r))
+                    .filter(|r| !self.ignored.contains(r) && !self.before_start(*r))
                     .collect();
                 if relations.is_empty() {
                     return Ok(());
@@ -195,7 +214,9 @@ impl<'a> Applier<'a> {
             }
             other => other,
         };
-        if relation_of(&change).is_some_and(|id| self.ignored.contains(&id)) {
+        if relation_of(&change)
+            .is_some_and(|id| self.ignored.contains(&id) || self.before_start(id))
+        {
             return Ok(());
         }
         if let Some(subxid) = change.stream_xid() {
@@ -210,6 +231,7 @@ impl<'a> Applier<'a> {
                 self.open = Some(OpenTxn {
                     skip,
                     statements: 0,
+                    commit: final_lsn,
                 });
             }
             Change::Commit { end_lsn, .. } => {

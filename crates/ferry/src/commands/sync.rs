@@ -37,7 +37,7 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode
     let summary =
         result.with_context(|| format!("full sync of pipeline {:?} failed", pipeline.name))?;
     println!("{summary}");
-    if let Some(lsn) = summary.consistent_point {
+    if let (Some(lsn), true) = (summary.consistent_point, pipeline.sync.keep_slot) {
         println!(
             "slot {:?} kept at {lsn}: incremental sync continues from there",
             pipeline.source.slot
