@@ -73,7 +73,16 @@ impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = &self.0;
         write!(f, "{}: {} (SQLSTATE {})", e.severity, e.message, e.code)?;
-        if let Some(detail) = &e.detail {
+        if let Some(table) = &e.table {
+            write!(f, "; table {table}")?;
+        }
+        if let Some(constraint) = &e.constraint {
+            write!(f, "; constraint {constraint}")?;
+        }
+        // Data and integrity errors put row values in their detail ("Key (id)=(5) already
+        // exists", "Failing row contains (...)"): those never reach a log.
+        let carries_values = e.code.starts_with("22") || e.code.starts_with("23");
+        if let (Some(detail), false) = (&e.detail, carries_values) {
             write!(f, "; detail: {detail}")?;
         }
         if let Some(hint) = &e.hint {
@@ -216,5 +225,24 @@ mod tests {
             text.contains("55000") && text.contains("hint: set it"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn integrity_errors_name_the_constraint_but_never_show_the_values() {
+        let e = DbError(Box::new(ErrorFields {
+            severity: "ERROR".into(),
+            code: "23505".into(),
+            message: "duplicate key value violates unique constraint \"t_pkey\"".into(),
+            detail: Some("Key (id)=(secret-42) already exists.".into()),
+            table: Some("t".into()),
+            constraint: Some("t_pkey".into()),
+            ..ErrorFields::default()
+        }));
+        let text = e.to_string();
+        assert!(
+            text.contains("constraint t_pkey") && text.contains("table t"),
+            "{text}"
+        );
+        assert!(!text.contains("secret-42"), "{text}");
     }
 }
