@@ -79,68 +79,82 @@ fn stop_and_check_exit(child: std::process::Child) -> String {
     text(&out)
 }
 
+/// Clusters with [`SCHEMA`], and `ferry sync` running on them past its copy.
+struct Running {
+    source: TempCluster,
+    target: TempCluster,
+    _dir: tempfile::TempDir,
+    cfg: String,
+    sync: std::process::Child,
+}
+
+impl Running {
+    fn start() -> Self {
+        let source = TempCluster::new().unwrap();
+        let target = TempCluster::new().unwrap();
+        source.psql(SCHEMA).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = sync_config(&dir, &source, &target);
+        let sync = spawn(&["sync", "-c", &cfg]);
+        wait_equal(&source, &target, "public.accounts", MINUTE);
+        Running {
+            source,
+            target,
+            _dir: dir,
+            cfg,
+            sync,
+        }
+    }
+
+    /// Runs the writer while `during` happens; then waits until the target converges.
+    fn under_load(&self, during: impl FnOnce()) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = start_writer(&self.source, stop.clone());
+        during();
+        stop.store(true, Ordering::Relaxed);
+        assert!(writer.join().unwrap() > 10, "the writer barely ran");
+        wait_equal(&self.source, &self.target, "public.accounts", MINUTE);
+        wait_equal(&self.source, &self.target, "public.events", MINUTE);
+    }
+}
+
 #[test]
 fn source_restart_reconnects() {
-    let source = TempCluster::new().unwrap();
-    let target = TempCluster::new().unwrap();
-    source.psql(SCHEMA).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = sync_config(&dir, &source, &target);
-    let sync = spawn(&["sync", "-c", &cfg]);
-    wait_equal(&source, &target, "public.accounts", MINUTE);
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = start_writer(&source, stop.clone());
-    std::thread::sleep(Duration::from_millis(500));
-    source.restart().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    assert!(writer.join().unwrap() > 10);
-    wait_equal(&source, &target, "public.accounts", MINUTE);
-    wait_equal(&source, &target, "public.events", MINUTE);
-    let output = stop_and_check_exit(sync);
+    let run = Running::start();
+    run.under_load(|| {
+        std::thread::sleep(Duration::from_millis(500));
+        run.source.restart().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let output = stop_and_check_exit(run.sync);
     assert!(output.contains("retrying"), "{output}");
 }
 
 #[test]
 fn target_outage_retries() {
-    let source = TempCluster::new().unwrap();
-    let target = TempCluster::new().unwrap();
-    source.psql(SCHEMA).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = sync_config(&dir, &source, &target);
-    let sync = spawn(&["sync", "-c", &cfg]);
-    wait_equal(&source, &target, "public.accounts", MINUTE);
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = start_writer(&source, stop.clone());
-    std::thread::sleep(Duration::from_millis(300));
-    target.stop().unwrap();
-    // The source keeps writing while the target is down.
-    std::thread::sleep(Duration::from_secs(3));
-    target.start().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
-    wait_equal(&source, &target, "public.accounts", MINUTE);
-    wait_equal(&source, &target, "public.events", MINUTE);
-    let output = stop_and_check_exit(sync);
+    let run = Running::start();
+    run.under_load(|| {
+        std::thread::sleep(Duration::from_millis(300));
+        run.target.stop().unwrap();
+        // The source keeps writing while the target is down.
+        std::thread::sleep(Duration::from_secs(3));
+        run.target.start().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    let output = stop_and_check_exit(run.sync);
     assert!(output.contains("retrying"), "{output}");
 }
 
 #[test]
 fn sigterm_shuts_down_cleanly() {
-    let source = TempCluster::new().unwrap();
-    let target = TempCluster::new().unwrap();
-    source.psql(SCHEMA).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = sync_config(&dir, &source, &target);
-    let sync = spawn(&["sync", "-c", &cfg]);
-    wait_equal(&source, &target, "public.accounts", MINUTE);
+    let run = Running::start();
+    let (source, target) = (&run.source, &run.target);
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = start_writer(&source, stop.clone());
+    let writer = start_writer(source, stop.clone());
     std::thread::sleep(Duration::from_secs(1));
     // Stopped while changes are flowing: exit 0, promptly, nothing left open.
     let asked = Instant::now();
-    let output = stop_and_check_exit(sync);
+    let output = stop_and_check_exit(run.sync);
     assert!(asked.elapsed() < Duration::from_secs(10), "{output}");
     assert!(output.contains("stopped"), "{output}");
     assert_eq!(
@@ -152,7 +166,7 @@ fn sigterm_shuts_down_cleanly() {
     );
     // The slot was let go and confirmed up to what the target holds.
     wait_for(
-        &source,
+        source,
         "SELECT active FROM pg_replication_slots WHERE slot_name = 'ferry'",
         "f",
         MINUTE,
@@ -174,9 +188,9 @@ fn sigterm_shuts_down_cleanly() {
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     // The next run continues from there.
-    let sync = spawn(&["sync", "-c", &cfg]);
-    wait_equal(&source, &target, "public.accounts", MINUTE);
-    wait_equal(&source, &target, "public.events", MINUTE);
+    let sync = spawn(&["sync", "-c", &run.cfg]);
+    wait_equal(source, target, "public.accounts", MINUTE);
+    wait_equal(source, target, "public.events", MINUTE);
     stop_and_check_exit(sync);
 }
 

@@ -8,4 +8,6 @@
 
 pub mod decoderbufs;
 pub mod pgoutput;
+#[cfg(test)]
+mod test_render;
 pub mod wal2json;

@@ -5,100 +5,13 @@
 
 mod fixtures;
 
-use ferry_core::{Change, Datum, Lsn, PgTimestamp, Relation, RelationId, Row, TableName};
+use ferry_core::{Change, Lsn, PgTimestamp, RelationId, TableName};
 use proptest::prelude::*;
 use prost::Message as _;
 
 use super::proto::{self, op, DatumMessage, RowMessage};
 use super::{DecodeError, DecoderbufsDecoder, Op, TableIdentity};
-
-/// One line per change, every field shown: what the golden tests compare.
-pub(super) fn render(changes: &[Change]) -> String {
-    let mut out = String::new();
-    for change in changes {
-        assert_eq!(change.stream_xid(), None, "decoderbufs never streams");
-        let line = match change {
-            Change::Begin {
-                final_lsn,
-                commit_time,
-                xid,
-            } => format!("B xid={xid} final={final_lsn} time={}", commit_time.0),
-            Change::Commit {
-                commit_lsn,
-                end_lsn,
-                commit_time,
-            } => format!("C commit={commit_lsn} end={end_lsn} time={}", commit_time.0),
-            Change::Relation { relation, .. } => render_relation(relation),
-            Change::Insert { relation, new, .. } => format!("I {} new={}", relation.0, row(new)),
-            Change::Update {
-                relation,
-                key,
-                old,
-                new,
-                ..
-            } => format!(
-                "U {}{}{} new={}",
-                relation.0,
-                opt_row(" key=", key),
-                opt_row(" old=", old),
-                row(new)
-            ),
-            Change::Delete {
-                relation, key, old, ..
-            } => format!(
-                "D {}{}{}",
-                relation.0,
-                opt_row(" key=", key),
-                opt_row(" old=", old)
-            ),
-            other => format!("unexpected {}", other.name()),
-        };
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
-}
-
-fn render_relation(r: &Relation) -> String {
-    let columns: Vec<String> = r
-        .columns
-        .iter()
-        .map(|c| {
-            let key = if c.is_key { "*" } else { "" };
-            format!("{}{key}:{}", c.name, c.type_oid)
-        })
-        .collect();
-    format!(
-        "R {} {:?}.{:?} {} [{}]",
-        r.id.0,
-        r.schema,
-        r.name,
-        r.replica_identity,
-        columns.join(" ")
-    )
-}
-
-/// A datum as `null`, `toast` or its text quoted (long ones shortened).
-pub(super) fn datum(d: &Datum) -> String {
-    match d {
-        Datum::Null => "null".to_owned(),
-        Datum::UnchangedToast => "toast".to_owned(),
-        Datum::Text(text) if text.len() > 40 => format!("<{} bytes>", text.len()),
-        Datum::Text(text) => format!("{:?}", String::from_utf8_lossy(text)),
-        Datum::Binary(bytes) => format!("binary{bytes:?}"),
-    }
-}
-
-fn row(r: &Row) -> String {
-    let datums: Vec<String> = r.0.iter().map(datum).collect();
-    format!("({})", datums.join(", "))
-}
-
-fn opt_row(label: &str, r: &Option<Row>) -> String {
-    r.as_ref()
-        .map(|r| format!("{label}{}", row(r)))
-        .unwrap_or_default()
-}
+pub(super) use crate::source::decode::test_render::render;
 
 fn lsn(text: &str) -> Lsn {
     text.parse().unwrap()
