@@ -150,12 +150,7 @@ async fn identities(
     source: &ConnParams,
     tables: &TableSelection,
 ) -> Result<Vec<(TableName, TableIdentity)>, SyncError> {
-    let client = ferry_pgwire::connect_sql(source)
-        .await
-        .map_err(|source| SyncError::Connect {
-            side: "source",
-            source,
-        })?;
+    let (client, _) = super::setup::connect_source(source).await?;
     let rows = client
         .query(
             "SELECT n.nspname, c.relname, c.relreplident,
@@ -194,24 +189,12 @@ pub async fn selected_tables(
     source: &ConnParams,
     tables: &TableSelection,
 ) -> Result<Vec<TableName>, SyncError> {
-    let client = ferry_pgwire::connect_sql(source)
+    let (client, version) = super::setup::connect_source(source).await?;
+    Ok(ferry_postgres::catalog::tables(&client, version)
         .await
-        .map_err(|source| SyncError::Connect {
-            side: "source",
-            source,
-        })?;
-    let version: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::int4", &[])
-        .await
-        .map_err(|e| SyncError::sql("reading the server version", e))?
-        .get(0);
-    Ok(
-        ferry_postgres::catalog::tables(&client, u32::try_from(version).unwrap_or(0))
-            .await
-            .map_err(|e| SyncError::sql("listing tables", e))?
-            .into_iter()
-            .filter(|t| tables.matches(&t.name))
-            .map(|t| t.name)
-            .collect(),
-    )
+        .map_err(|e| SyncError::sql("listing tables", e))?
+        .into_iter()
+        .filter(|t| tables.matches(&t.name))
+        .map(|t| t.name)
+        .collect())
 }

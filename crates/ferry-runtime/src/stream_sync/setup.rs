@@ -145,7 +145,14 @@ pub(super) async fn stored_position(
 pub(super) async fn source_catalog(
     options: &StreamSyncOptions,
 ) -> Result<(tokio_postgres::Client, u32), SyncError> {
-    let client = ferry_pgwire::connect_sql(&options.full.source)
+    connect_source(&options.full.source).await
+}
+
+/// A SQL connection to `source` and its `server_version_num`.
+pub(super) async fn connect_source(
+    source: &ConnParams,
+) -> Result<(tokio_postgres::Client, u32), SyncError> {
+    let client = ferry_pgwire::connect_sql(source)
         .await
         .map_err(|source| SyncError::Connect {
             side: "source",
