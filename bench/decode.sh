@@ -54,11 +54,9 @@ for round in $(seq 1 "$ROUNDS"); do
   CHANGES=$((TXNS * 4))
   psrc -c "CHECKPOINT" >/dev/null
   # Rotate the order so that no consumer always goes first (cold caches).
-  set -- $CONSUMERS
-  shift $(( (round - 1) % 5 )) || true
-  ORDER="$* $(echo $CONSUMERS | cut -d' ' -f1-$(( (round - 1) % 5 )))"
-  for c in $ORDER; do
-    [ -n "$c" ] || continue
+  read -r -a ALL <<< "$CONSUMERS"
+  k=$(( (round - 1) % ${#ALL[@]} ))
+  for c in "${ALL[@]:k}" "${ALL[@]:0:k}"; do
     s=$(slot_of "$c"); p=$(plugin_of "$c")
     t0=$(now)
     case $c in
