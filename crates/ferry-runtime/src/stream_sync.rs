@@ -125,11 +125,14 @@ pub async fn run_stream_sync(
     // copy: that needs each change's commit position, which a streamed transaction lacks.
     let adding = starts.values().any(|s| *s > start);
     let streaming = pgoutput && options.streaming && version >= 14 && !adding;
-    let tables = if options.plugin == ferry_postgres::Plugin::Wal2json {
-        decoder::selected_tables(&options.full.source, &options.full.tables).await?
-    } else {
+    let tables = if options.plugin == ferry_postgres::Plugin::Pgoutput {
         Vec::new()
+    } else {
+        decoder::selected_tables(&options.full.source, &options.full.tables).await?
     };
+    // decoderbufs cannot be told which tables: the others are dropped here.
+    let accepted = (options.plugin == ferry_postgres::Plugin::Decoderbufs)
+        .then(|| tables.iter().cloned().collect());
     let plugin_options = decoder::plugin_options(
         options.plugin,
         &options.publication,
@@ -159,7 +162,7 @@ pub async fn run_stream_sync(
     .await?;
     let mut feed = feed::Feed::start(stream);
     let feedback = feed.feedback();
-    let mut apply = Applier::new(options, target, decoder, start, starts);
+    let mut apply = Applier::new(options, target, decoder, start, starts, accepted);
     let result = apply_loop(&mut apply, &mut feed, &feedback, &mut stop).await;
     if result.is_ok() {
         apply.finish(&feedback).await;

@@ -199,6 +199,48 @@ async fn add_drop_rename_column_mid_stream(plugin: Plugin) {
     .await;
 }
 
+per_plugin!(partitions_of_a_selected_parent_are_streamed);
+
+/// `[source] tables` names only the partitioned parent; changes arrive under the leaf
+/// partitions' names (one row moves between partitions) and are applied all the same.
+async fn partitions_of_a_selected_parent_are_streamed(plugin: Plugin) {
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    source
+        .psql(
+            "CREATE TABLE public.m (id int, at date, v text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+             CREATE TABLE public.m_2023 PARTITION OF public.m FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+             CREATE TABLE public.m_rest PARTITION OF public.m DEFAULT;
+             INSERT INTO public.m SELECT g, date '2023-06-01' + g, 'v' FROM generate_series(1, 400) g;
+             CREATE TABLE public.other (id int PRIMARY KEY);",
+        )
+        .unwrap();
+    let mut options = stream_options_with(&source, &target, plugin);
+    options.full.tables =
+        ferry_postgres::TableSelection::parse(&["public.m".to_owned()], &[]).unwrap();
+    let mut sync = Running::start(options);
+    sync.wait_equal(&source, &target, "public.m").await;
+    for change in [
+        "INSERT INTO public.m VALUES (1000, '2023-02-01', 'new'), (1001, '2025-02-01', 'new')",
+        "UPDATE public.m SET v = 'changed' WHERE id <= 10",
+        "UPDATE public.m SET at = '2026-01-01' WHERE id = 20",
+        "DELETE FROM public.m WHERE id BETWEEN 30 AND 40",
+        "INSERT INTO public.other VALUES (1)",
+    ] {
+        source.psql(change).unwrap();
+    }
+    sync.wait_equal(&source, &target, "public.m").await;
+    sync.stop().await;
+    // The table outside the selection was neither copied nor streamed.
+    assert_eq!(
+        target
+            .psql("SELECT to_regclass('public.other') IS NULL")
+            .unwrap()
+            .trim(),
+        "t"
+    );
+}
+
 per_plugin!(type_zoo_streams_exactly);
 
 /// Every row of the type zoo streamed as inserts (TOASTed values included), then updated

@@ -75,6 +75,8 @@ pub(super) struct Applier<'a> {
     decoder: StreamDecoder,
     /// Tables added to the pipeline after its copy, and where their changes start.
     starts: super::tables::Starts,
+    /// The tables to apply, when the plugin cannot filter them on the server.
+    accepted: Option<std::collections::HashSet<ferry_core::TableName>>,
     /// Relations of tables outside the selection (sent by plugins that cannot filter).
     ignored: std::collections::HashSet<RelationId>,
     relations: RelationCache,
@@ -94,6 +96,7 @@ impl<'a> Applier<'a> {
         decoder: StreamDecoder,
         start: Lsn,
         starts: super::tables::Starts,
+        accepted: Option<std::collections::HashSet<ferry_core::TableName>>,
     ) -> Self {
         Applier {
             options,
@@ -101,6 +104,7 @@ impl<'a> Applier<'a> {
             target,
             decoder,
             starts,
+            accepted,
             ignored: Default::default(),
             relations: RelationCache::default(),
             lookup: SourceLookup::new(options.full.source.clone()),
@@ -173,10 +177,11 @@ impl<'a> Applier<'a> {
             .is_some_and(|start| commit < *start)
     }
 
-    /// Whether changes to `relation` are replicated (decoderbufs sends every table's).
+    /// Whether changes to `relation` are replicated (decoderbufs sends every table's; the
+    /// other plugins are told the tables on the server).
     fn selected(&mut self, relation: &ferry_core::Relation) -> bool {
         let table = ferry_postgres::sink::apply::target_table(relation);
-        if self.options.full.tables.matches(&table) {
+        if self.accepted.as_ref().is_none_or(|a| a.contains(&table)) {
             self.ignored.remove(&relation.id);
             true
         } else {

@@ -145,11 +145,13 @@ fn wal2json_tables(tables: &[TableName]) -> String {
         .join(",")
 }
 
-/// Each selected table's replica identity, from the source catalog.
+/// Each selected table's (and selected parent's partition's) replica identity, from the
+/// source catalog.
 async fn identities(
     source: &ConnParams,
     tables: &TableSelection,
 ) -> Result<Vec<(TableName, TableIdentity)>, SyncError> {
+    let selected = selected_tables(source, tables).await?;
     let (client, _) = super::setup::connect_source(source).await?;
     let rows = client
         .query(
@@ -169,7 +171,7 @@ async fn identities(
         .into_iter()
         .filter_map(|row| {
             let table = TableName::new(row.get::<_, String>(0), row.get::<_, String>(1));
-            if !tables.matches(&table) {
+            if !selected.contains(&table) {
                 return None;
             }
             let kind: i8 = row.get(2);
@@ -184,17 +186,44 @@ async fn identities(
         .collect())
 }
 
-/// The selected tables of `source`, for plugins that filter by name.
+/// The selected tables of `source` and every partition of a selected partitioned table
+/// (changes arrive under the leaf partition's name), for plugins that filter by name.
 pub async fn selected_tables(
     source: &ConnParams,
     tables: &TableSelection,
 ) -> Result<Vec<TableName>, SyncError> {
     let (client, version) = super::setup::connect_source(source).await?;
-    Ok(ferry_postgres::catalog::tables(&client, version)
+    let all = ferry_postgres::catalog::tables(&client, version)
         .await
-        .map_err(|e| SyncError::sql("listing tables", e))?
-        .into_iter()
+        .map_err(|e| SyncError::sql("listing tables", e))?;
+    let mut selected: Vec<TableName> = all
+        .iter()
         .filter(|t| tables.matches(&t.name))
-        .map(|t| t.name)
-        .collect())
+        .map(|t| t.name.clone())
+        .collect();
+    let roots: Vec<u32> = all
+        .iter()
+        .filter(|t| t.relkind == 'p' && tables.matches(&t.name))
+        .map(|t| t.oid)
+        .collect();
+    if !roots.is_empty() {
+        let rows = client
+            .query(
+                "WITH RECURSIVE tree(oid) AS (
+                     SELECT inhrelid FROM pg_inherits WHERE inhparent = ANY($1)
+                     UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
+                 SELECT n.nspname::text, c.relname::text FROM tree
+                 JOIN pg_class c ON c.oid = tree.oid JOIN pg_namespace n ON n.oid = c.relnamespace",
+                &[&roots],
+            )
+            .await
+            .map_err(|e| SyncError::sql("listing partitions", e))?;
+        for row in rows {
+            let name = TableName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+            if !selected.contains(&name) {
+                selected.push(name);
+            }
+        }
+    }
+    Ok(selected)
 }

@@ -155,10 +155,10 @@ async fn stream(
     };
     eprintln!("peeking from slot {slot} ({plugin}) at {start}; Ctrl-C to stop");
     let tables = &pipeline.source.tables;
-    let selected = if plugin == Plugin::Wal2json {
-        selected_tables(&pipeline.source.conn, tables).await?
-    } else {
+    let selected = if plugin == Plugin::Pgoutput {
         Vec::new()
+    } else {
+        selected_tables(&pipeline.source.conn, tables).await?
     };
     let version = client.server_version().0 / 10_000;
     let plugin_opts = plugin_options(plugin, publication, version, false, &selected);
