@@ -26,6 +26,7 @@ mod durable;
 mod feed;
 mod relations;
 mod setup;
+pub use setup::record_last_error;
 mod streamed;
 mod tables;
 

@@ -73,6 +73,15 @@ pub enum Command {
         #[arg(long)]
         end_lsn: Option<ferry_core::Lsn>,
     },
+    /// Where each pipeline stands: phase, applied position, slot, lag, last error.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Only this pipeline (default: all).
+        #[arg(long)]
+        pipeline: Option<String>,
+    },
     /// Replication slots of the configured sources: list, drop, clean up orphans.
     Slots {
         #[command(subcommand)]

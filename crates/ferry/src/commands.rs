@@ -5,5 +5,6 @@ pub mod demo;
 pub mod peek;
 pub mod setup;
 pub mod slots;
+pub mod status;
 pub mod sync;
 pub mod verify;

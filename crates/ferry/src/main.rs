@@ -73,6 +73,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             commands::peek::run(&config, &options, pipeline.as_deref()).await
         }
+        Command::Status { json, pipeline } => {
+            commands::status::run(&config, json, pipeline.as_deref()).await
+        }
         Command::Slots { what } => match what {
             SlotsCommand::List { json } => commands::slots::list(&config, json).await,
             SlotsCommand::Drop { name, force } => {

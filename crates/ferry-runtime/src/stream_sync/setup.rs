@@ -26,7 +26,7 @@ pub(super) async fn session(params: &ConnParams) -> Result<ReplicationClient, Sy
     client
         .simple_query(&format!(
             "{SESSION_SETTINGS}; SET lock_timeout = '{APPLY_LOCK_TIMEOUT}'; \
-             SET synchronous_commit = off"
+             SET synchronous_commit = off; SET client_min_messages = warning"
         ))
         .await
         .map_err(|e| SyncError::session("configuring a session", e))?;
@@ -125,6 +125,8 @@ pub(super) async fn stored_position(
              CREATE TABLE IF NOT EXISTS {schema}.progress (
                  pipeline text PRIMARY KEY, lsn pg_lsn NOT NULL,
                  updated_at timestamptz NOT NULL DEFAULT now());
+             ALTER TABLE {schema}.progress ADD COLUMN IF NOT EXISTS last_error text,
+                 ADD COLUMN IF NOT EXISTS last_error_at timestamptz;
              SELECT lsn::text FROM {schema}.progress WHERE pipeline = {}",
             quote_literal(&options.pipeline)
         ))
@@ -314,4 +316,20 @@ async fn drop_unfinished_tables(options: &StreamSyncOptions) -> Result<(), SyncE
         }
     }
     Ok(())
+}
+
+/// Stores `message` as the pipeline's last error on the target, for `ferry status`; best
+/// effort (the target may be what failed).
+pub async fn record_last_error(options: &StreamSyncOptions, message: &str) {
+    let sql = format!(
+        "UPDATE {}.progress SET last_error = {}, last_error_at = now() WHERE pipeline = {}",
+        quote_ident(&options.progress_schema),
+        quote_literal(message),
+        quote_literal(&options.pipeline)
+    );
+    if let Ok(client) = ferry_pgwire::connect_sql(&options.full.target).await {
+        if let Err(e) = client.batch_execute(&sql).await {
+            tracing::debug!(error = %e, "could not record the last error on the target");
+        }
+    }
 }

@@ -117,13 +117,14 @@ async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
         match outcome {
             Ok(()) => break Ok(()),
             Err(e) if e.is_transient() && !*stop_rx.borrow() => {
+                ferry_runtime::record_last_error(&options, &chain(&e)).await;
                 if e.needs_safe_mode() {
                     tracing::warn!("continuing in safe mode: no streaming of large transactions, one statement per change");
                     options.streaming = false;
                     options.coalesce = false;
                 }
                 let wait = backoff + jitter(backoff);
-                tracing::warn!(error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "transient failure; retrying");
+                tracing::warn!(error = %chain(&e), retry_in_ms = wait.as_millis() as u64, "transient failure; retrying");
                 let mut stop = stop_rx.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
@@ -131,13 +132,28 @@ async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            Err(e) => break Err(e),
+            Err(e) => {
+                ferry_runtime::record_last_error(&options, &chain(&e)).await;
+                break Err(e);
+            }
         }
     };
     drop(progress);
     let _ = display.await;
     result.with_context(|| format!("sync of pipeline {:?} stopped", pipeline.name))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An error with its causes: `applying a transaction failed: ERROR: ... (SQLSTATE ...)`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Up to a quarter of `base`, so that many pipelines do not retry in lockstep.

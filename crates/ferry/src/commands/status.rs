@@ -1,0 +1,263 @@
+//! `ferry status`: where each pipeline stands, from what the target and the source record,
+//! so it works whether or not a `ferry sync` is running (and from another machine).
+//!
+//! - **Target**: the progress row (last applied position and when, the last error a run
+//!   stored) and the table record (tables being copied).
+//! - **Source**: the slot (active and by whom, `wal_status`, WAL it retains) and how far
+//!   its confirmed position is behind the source's current WAL position.
+//!
+//! The phase follows from those: `not started` (no progress row), `copying` (the initial
+//! copy's 0/0 marker, or tables being added), `streaming` (slot active), `stopped`, or
+//! `slot missing` / `slot lost`, which need a resync (exit status 1).
+
+use std::process::ExitCode;
+
+use ferry_core::quote_ident;
+use ferry_postgres::catalog::{self, SlotInfo};
+use serde::Serialize;
+
+use crate::config::{Config, PipelineConfig, SyncMode};
+
+#[derive(Debug, Default, Serialize)]
+struct Status {
+    pipeline: String,
+    mode: String,
+    plugin: String,
+    phase: String,
+    applied_lsn: Option<String>,
+    applied_at: Option<String>,
+    seconds_since_applied: Option<f64>,
+    slot: Option<SlotStatus>,
+    lag_bytes: Option<i64>,
+    tables: Option<i64>,
+    tables_copying: Option<i64>,
+    last_error: Option<String>,
+    last_error_at: Option<String>,
+    /// What could not be read, if anything.
+    problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SlotStatus {
+    name: String,
+    active: bool,
+    active_pid: Option<i32>,
+    confirmed_flush_lsn: Option<String>,
+    wal_status: Option<String>,
+    retained_bytes: Option<i64>,
+}
+
+/// Prints the status of each pipeline (or `--pipeline NAME`).
+pub async fn run(config: &Config, json: bool, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut healthy = true;
+    let mut all = Vec::new();
+    for pipeline in config.select(only)? {
+        let status = status(pipeline).await;
+        healthy &= !matches!(status.phase.as_str(), "slot missing" | "slot lost");
+        all.push(status);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        for status in &all {
+            print(status);
+        }
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn status(pipeline: &PipelineConfig) -> Status {
+    let mut s = Status {
+        pipeline: pipeline.name.clone(),
+        mode: pipeline.sync.mode.to_string(),
+        plugin: pipeline.source.plugin.name().to_owned(),
+        ..Status::default()
+    };
+    let progress = read_target(pipeline, &mut s).await;
+    if pipeline.sync.uses_slot() {
+        read_source(pipeline, &mut s).await;
+    }
+    s.phase = phase(pipeline, &s, progress).to_owned();
+    s
+}
+
+/// Reads the progress row and table record; returns whether a progress row exists.
+async fn read_target(pipeline: &PipelineConfig, s: &mut Status) -> bool {
+    let client = match ferry_pgwire::connect_sql(&pipeline.target.conn).await {
+        Ok(client) => client,
+        Err(e) => {
+            s.problems.push(format!("target: {e}"));
+            return false;
+        }
+    };
+    let schema = quote_ident(&pipeline.target.progress_schema);
+    // row_to_json reads the columns a progress table of any version has.
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT row_to_json(p)::text, extract(epoch FROM now() - p.updated_at)::float8
+                 FROM {schema}.progress p WHERE pipeline = $1"
+            ),
+            &[&pipeline.name],
+        )
+        .await;
+    let Ok(Some(row)) = row else {
+        return false;
+    };
+    let fields: serde_json::Value = serde_json::from_str(row.get::<_, &str>(0)).unwrap_or_default();
+    let text = |k: &str| fields.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    s.applied_lsn = text("lsn");
+    s.applied_at = text("updated_at");
+    s.seconds_since_applied = row.get(1);
+    s.last_error = text("last_error");
+    s.last_error_at = text("last_error_at");
+    if let Ok(row) = client
+        .query_one(
+            &format!(
+                "SELECT count(*), count(*) FILTER (WHERE start_lsn IS NULL)
+                 FROM {schema}.tables WHERE pipeline = $1"
+            ),
+            &[&pipeline.name],
+        )
+        .await
+    {
+        s.tables = Some(row.get(0));
+        s.tables_copying = Some(row.get(1));
+    }
+    true
+}
+
+async fn read_source(pipeline: &PipelineConfig, s: &mut Status) {
+    let client = match ferry_pgwire::connect_sql(&pipeline.source.conn).await {
+        Ok(client) => client,
+        Err(e) => {
+            s.problems.push(format!("source: {e}"));
+            return;
+        }
+    };
+    let version = match catalog::server_info(&client).await {
+        Ok(info) => info.version_num,
+        Err(e) => {
+            s.problems.push(format!("source: {e}"));
+            return;
+        }
+    };
+    match catalog::slot(&client, version, &pipeline.source.slot).await {
+        Ok(Some(slot)) => {
+            if let Some(confirmed) = &slot.confirmed_flush_lsn {
+                let current = if version >= 100_000 {
+                    "pg_current_wal_lsn()"
+                } else {
+                    "pg_current_xlog_location()"
+                };
+                if let Ok(row) = client
+                    .query_one(
+                        &format!("SELECT ({current} - $1::text::pg_lsn)::int8"),
+                        &[confirmed],
+                    )
+                    .await
+                {
+                    s.lag_bytes = Some(row.get(0));
+                }
+            }
+            s.slot = Some(slot_status(slot));
+        }
+        Ok(None) => {}
+        Err(e) => s.problems.push(format!("source: {e}")),
+    }
+}
+
+fn slot_status(slot: SlotInfo) -> SlotStatus {
+    SlotStatus {
+        name: slot.name,
+        active: slot.active,
+        active_pid: slot.active_pid,
+        confirmed_flush_lsn: slot.confirmed_flush_lsn,
+        wal_status: slot.wal_status,
+        retained_bytes: slot.retained_bytes,
+    }
+}
+
+fn phase(pipeline: &PipelineConfig, s: &Status, progress: bool) -> &'static str {
+    if !progress {
+        return "not started";
+    }
+    if pipeline.sync.mode == SyncMode::Timestamp {
+        return "polling (timestamp mode)";
+    }
+    if s.applied_lsn.as_deref() == Some("0/0") {
+        return "copying";
+    }
+    match &s.slot {
+        None if pipeline.sync.uses_slot() && s.problems.is_empty() => "slot missing",
+        Some(slot) if slot.wal_status.as_deref() == Some("lost") => "slot lost",
+        _ if s.tables_copying.unwrap_or(0) > 0 => "copying added tables",
+        Some(slot) if slot.active => "streaming",
+        _ => "stopped",
+    }
+}
+
+fn print(s: &Status) {
+    println!("pipeline {} ({}, {})", s.pipeline, s.mode, s.plugin);
+    println!("  phase:      {}", s.phase);
+    if let Some(lsn) = &s.applied_lsn {
+        let ago = s
+            .seconds_since_applied
+            .map(|x| format!(" ({x:.0} s ago)"))
+            .unwrap_or_default();
+        println!(
+            "  applied:    {lsn} at {}{ago}",
+            s.applied_at.as_deref().unwrap_or("?")
+        );
+    }
+    if let Some(slot) = &s.slot {
+        let activity = match (slot.active, slot.active_pid) {
+            (true, Some(pid)) => format!("active (pid {pid})"),
+            (true, None) => "active".to_owned(),
+            _ => "inactive".to_owned(),
+        };
+        println!(
+            "  slot:       {} {activity}, wal_status {}, retains {}",
+            slot.name,
+            slot.wal_status.as_deref().unwrap_or("-"),
+            slot.retained_bytes.map_or("?".to_owned(), bytes)
+        );
+    }
+    if let Some(lag) = s.lag_bytes {
+        println!("  lag:        {} of WAL behind the source", bytes(lag));
+    }
+    if let (Some(tables), Some(copying)) = (s.tables, s.tables_copying) {
+        println!("  tables:     {tables} ({copying} being copied)");
+    }
+    if let Some(error) = &s.last_error {
+        println!(
+            "  last error: {error} (at {})",
+            s.last_error_at.as_deref().unwrap_or("?")
+        );
+    }
+    match s.phase.as_str() {
+        "slot missing" | "slot lost" => println!(
+            "  fix:        the changes since the last applied position are gone: resync with \
+             DELETE FROM {}.progress WHERE pipeline = '{}'; on the target, then ferry sync \
+             with on_existing = \"truncate\"",
+            "<progress_schema>", s.pipeline
+        ),
+        _ => {}
+    }
+    for problem in &s.problems {
+        println!("  could not read: {problem}");
+    }
+}
+
+fn bytes(n: i64) -> String {
+    match n {
+        n if n < 10 << 10 => format!("{n} B"),
+        n if n < 10 << 20 => format!("{} kB", n >> 10),
+        n if n < 10 << 30 => format!("{} MB", n >> 20),
+        n => format!("{} GB", n >> 30),
+    }
+}

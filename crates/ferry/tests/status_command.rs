@@ -1,0 +1,81 @@
+//! `ferry status` reads where a pipeline stands from the target and the source: streaming
+//! while a sync runs, stopped after it, and a missing slot (exit 1, with the resync fix and
+//! the error the last run stored).
+
+#[path = "support/cli.rs"]
+mod cli;
+
+use std::time::Duration;
+
+use cli::*;
+use ferry_testkit::TempCluster;
+
+fn status(cfg: &str) -> (Option<i32>, serde_json::Value) {
+    let out = ferry(&["status", "-c", cfg, "--json"]);
+    let json =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    (out.status.code(), json)
+}
+
+#[test]
+fn status_follows_a_pipeline_from_streaming_to_a_missing_slot() {
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    source
+        .psql("CREATE TABLE public.t (id int PRIMARY KEY); INSERT INTO public.t SELECT generate_series(1, 100);")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &source, &target, "mode = \"full+incremental\"");
+    let cfg = cfg.to_str().unwrap();
+
+    let (code, before) = status(cfg);
+    assert_eq!(code, Some(0));
+    assert_eq!(before[0]["phase"], "not started", "{before}");
+
+    let sync = spawn(&["sync", "-c", cfg]);
+    wait_equal(&source, &target, "public.t", Duration::from_secs(60));
+    source.psql("INSERT INTO public.t VALUES (1000)").unwrap();
+    wait_equal(&source, &target, "public.t", Duration::from_secs(60));
+    let (code, running) = status(cfg);
+    assert_eq!(code, Some(0));
+    let s = &running[0];
+    assert_eq!(s["phase"], "streaming", "{s}");
+    assert_eq!(s["slot"]["active"], true, "{s}");
+    assert_eq!(s["tables"], 1, "{s}");
+    assert!(s["applied_lsn"].as_str().is_some_and(|l| l != "0/0"), "{s}");
+    assert!(s["lag_bytes"].as_i64().is_some(), "{s}");
+
+    signal(sync.id(), "TERM");
+    let out = sync.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    wait_for(
+        &source,
+        "SELECT active FROM pg_replication_slots WHERE slot_name = 'ferry'",
+        "f",
+        Duration::from_secs(30),
+    );
+    assert_eq!(status(cfg).1[0]["phase"], "stopped");
+
+    // The slot goes: the next run stops with the resync fix, stored as the last error.
+    source
+        .psql("SELECT pg_drop_replication_slot('ferry')")
+        .unwrap();
+    let out = ferry(&["sync", "-c", cfg]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let (code, gone) = status(cfg);
+    assert_eq!(code, Some(1));
+    let s = &gone[0];
+    assert_eq!(s["phase"], "slot missing", "{s}");
+    assert!(
+        s["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not exist")),
+        "{s}"
+    );
+    let out = ferry(&["status", "-c", cfg]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("resync"),
+        "{}",
+        text(&out)
+    );
+}
