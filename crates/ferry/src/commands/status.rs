@@ -35,6 +35,8 @@ struct Status {
     last_error_at: Option<String>,
     /// What could not be read, if anything.
     problems: Vec<String>,
+    /// The SQL that starts a resync, when one is needed.
+    fix: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,6 +84,15 @@ async fn status(pipeline: &PipelineConfig) -> Status {
         read_source(pipeline, &mut s).await;
     }
     s.phase = phase(pipeline, &s, progress).to_owned();
+    if matches!(s.phase.as_str(), "slot missing" | "slot lost") {
+        s.fix = Some(format!(
+            "the changes since the last applied position are gone: resync with \
+             DELETE FROM {}.progress WHERE pipeline = '{}'; on the target, then ferry sync \
+             with on_existing = \"truncate\"",
+            quote_ident(&pipeline.target.progress_schema),
+            pipeline.name
+        ));
+    }
     s
 }
 
@@ -239,14 +250,8 @@ fn print(s: &Status) {
             s.last_error_at.as_deref().unwrap_or("?")
         );
     }
-    match s.phase.as_str() {
-        "slot missing" | "slot lost" => println!(
-            "  fix:        the changes since the last applied position are gone: resync with \
-             DELETE FROM {}.progress WHERE pipeline = '{}'; on the target, then ferry sync \
-             with on_existing = \"truncate\"",
-            "<progress_schema>", s.pipeline
-        ),
-        _ => {}
+    if let Some(fix) = &s.fix {
+        println!("  fix:        {fix}");
     }
     for problem in &s.problems {
         println!("  could not read: {problem}");
