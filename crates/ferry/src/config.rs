@@ -7,6 +7,9 @@
 //! are parsed here (with the `PG*` environment, as libpq does), but nothing connects.
 
 mod raw;
+mod retention;
+
+pub use retention::{RetentionAction, RetentionConfig};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -127,6 +130,8 @@ pub struct SyncConfig {
     pub heartbeat_interval: Option<Duration>,
     /// Let PostgreSQL 14+ stream large transactions before they commit.
     pub streaming: bool,
+    /// The WAL retention guard.
+    pub retention: RetentionConfig,
 }
 
 /// How `mode = "timestamp"` polls.
@@ -399,6 +404,13 @@ fn pipeline(
                 text => Some(duration(&f("sync.heartbeat_interval"), text, "10s")?),
             },
             streaming: sync.streaming.unwrap_or(true),
+            retention: RetentionConfig::parse(
+                |name| f(&format!("sync.{name}")),
+                sync.warn_retained_wal.as_deref(),
+                sync.max_retained_wal.as_deref(),
+                sync.on_max_retained_wal.as_deref(),
+                sync.retention_check_interval.as_deref(),
+            )?,
             timestamp: TimestampSettings {
                 poll_interval: duration(
                     &f("sync.poll_interval"),

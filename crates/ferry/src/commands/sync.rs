@@ -17,6 +17,8 @@ use ferry_runtime::{
 
 use crate::config::{Config, OnExisting, PipelineConfig, SyncMode};
 
+mod guard;
+
 /// Tables above this size are split among workers.
 const SPLIT_BYTES: i64 = ferry_postgres::source::snapshot::DEFAULT_SPLIT_BYTES;
 
@@ -96,13 +98,21 @@ async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
         batch: ferry_runtime::BatchLimits::default(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = std::sync::Arc::new(stop_tx);
+    let on_signal = stop_tx.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!(
             "stopping: complete transactions are committed, a partial one is sent again next time"
         );
-        let _ = stop_tx.send(true);
+        let _ = on_signal.send(true);
     });
+    let verdict = guard::Verdict::default();
+    let guard = tokio::spawn(guard::run(
+        pipeline.clone(),
+        stop_tx.clone(),
+        verdict.clone(),
+    ));
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let display = tokio::spawn(crate::progress::display(receiver));
     let progress = Progress::to(sender);
@@ -138,8 +148,18 @@ async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    guard.abort();
     drop(progress);
     let _ = display.await;
+    // The guard's reason comes first: the errors its slot drop caused are only its echo.
+    let verdict = verdict
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(reason) = verdict {
+        ferry_runtime::record_last_error(&options, &reason).await;
+        bail!("sync of pipeline {:?} stopped: {reason}", pipeline.name);
+    }
     result.with_context(|| format!("sync of pipeline {:?} stopped", pipeline.name))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -60,4 +60,8 @@ pub struct RawSync {
     pub reconcile_interval: Option<String>,
     pub heartbeat_interval: Option<String>,
     pub streaming: Option<bool>,
+    pub warn_retained_wal: Option<String>,
+    pub max_retained_wal: Option<String>,
+    pub on_max_retained_wal: Option<String>,
+    pub retention_check_interval: Option<String>,
 }

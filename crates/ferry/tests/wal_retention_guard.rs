@@ -1,0 +1,99 @@
+//! The WAL retention guard: past `warn_retained_wal` a warning; past `max_retained_wal` the
+//! configured action: keep the slot (an error each check) or drop it, mark the pipeline to
+//! copy again, and stop; the next run then copies again and ends equal.
+
+#[path = "support/cli.rs"]
+mod cli;
+
+use std::time::Duration;
+
+use cli::*;
+use ferry_testkit::TempCluster;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn setup() -> (TempCluster, TempCluster, tempfile::TempDir) {
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    source
+        .psql("CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t SELECT g, 'v' FROM generate_series(1, 1000) g;")
+        .unwrap();
+    (source, target, tempfile::tempdir().unwrap())
+}
+
+#[test]
+fn retention_over_the_maximum_is_kept_and_reported_by_default() {
+    let (source, target, dir) = setup();
+    let cfg = config(
+        dir.path(),
+        &source,
+        &target,
+        "mode = \"full+incremental\"\nwarn_retained_wal = \"1B\"\nmax_retained_wal = \"2B\"\nretention_check_interval = \"200ms\"",
+    );
+    let cfg = cfg.to_str().unwrap();
+    let sync = spawn(&["sync", "-c", cfg]);
+    wait_equal(&source, &target, "public.t", MINUTE);
+    source.psql("UPDATE public.t SET v = 'w'").unwrap();
+    wait_equal(&source, &target, "public.t", MINUTE);
+    std::thread::sleep(Duration::from_secs(1));
+    signal(sync.id(), "TERM");
+    let out = sync.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("more WAL than max_retained_wal; kept"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        source
+            .psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ferry'")
+            .unwrap()
+            .trim(),
+        "1"
+    );
+}
+
+#[test]
+fn retention_over_the_maximum_drops_the_slot_when_configured_and_the_next_run_copies_again() {
+    let (source, target, dir) = setup();
+    let cfg = config(
+        dir.path(),
+        &source,
+        &target,
+        "mode = \"full+incremental\"\nmax_retained_wal = \"2B\"\non_max_retained_wal = \"drop\"\nretention_check_interval = \"500ms\"",
+    );
+    let cfg = cfg.to_str().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["sync", "-c", cfg])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("dropped it"), "{stderr}");
+    assert!(stderr.contains("copies the tables again"), "{stderr}");
+    assert_eq!(
+        source
+            .psql("SELECT count(*) FROM pg_replication_slots")
+            .unwrap()
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        target
+            .psql("SELECT lsn FROM ferry.progress")
+            .unwrap()
+            .trim(),
+        "0/0"
+    );
+    // Without the guard's maximum, the next run copies again and streams.
+    let cfg = config(dir.path(), &source, &target, "mode = \"full+incremental\"");
+    let cfg = cfg.to_str().unwrap();
+    source
+        .psql("UPDATE public.t SET v = 'between' WHERE id <= 10")
+        .unwrap();
+    let sync = spawn(&["sync", "-c", cfg]);
+    wait_equal(&source, &target, "public.t", MINUTE);
+    signal(sync.id(), "TERM");
+    let out = sync.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
