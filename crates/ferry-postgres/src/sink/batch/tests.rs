@@ -1,3 +1,6 @@
+//! Unit tests of the statement batcher: the SQL of each kind of run, where runs end, and
+//! what is left to the caller.
+
 use bytes::Bytes;
 use ferry_core::{RelationColumn, RelationId};
 
