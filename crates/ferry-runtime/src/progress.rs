@@ -36,6 +36,13 @@ pub enum SyncEvent {
     BuildingIndexes,
     /// The whole sync finished.
     Finished(FullSyncSummary),
+    /// Incremental sync committed `transactions` source transactions with `changes` row
+    /// changes on the target (one group, or one streamed transaction), up to `lsn`.
+    Applied {
+        transactions: u64,
+        changes: u64,
+        lsn: ferry_core::Lsn,
+    },
 }
 
 /// What a finished full sync did.

@@ -163,7 +163,15 @@ pub async fn run_stream_sync(
     .await?;
     let mut feed = feed::Feed::start(stream);
     let feedback = feed.feedback();
-    let mut apply = Applier::new(options, target, decoder, start, starts, accepted);
+    let mut apply = Applier::new(
+        options,
+        target,
+        decoder,
+        start,
+        starts,
+        accepted,
+        progress.clone(),
+    );
     let result = apply_loop(&mut apply, &mut feed, &feedback, &mut stop).await;
     if result.is_ok() {
         apply.finish(&feedback).await;

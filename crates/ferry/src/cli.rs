@@ -73,6 +73,12 @@ pub enum Command {
         #[arg(long)]
         end_lsn: Option<ferry_core::Lsn>,
     },
+    /// Run every streaming pipeline as a service, with an HTTP API and Prometheus metrics.
+    Serve {
+        /// Where the API listens; any address but loopback needs FERRY_API_TOKEN.
+        #[arg(long, default_value = "127.0.0.1:9187")]
+        listen: std::net::SocketAddr,
+    },
     /// Where each pipeline stands: phase, applied position, slot, lag, last error.
     Status {
         /// Print JSON.

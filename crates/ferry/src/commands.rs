@@ -3,6 +3,7 @@
 pub mod check;
 pub mod demo;
 pub mod peek;
+pub mod serve;
 pub mod setup;
 pub mod slots;
 pub mod status;

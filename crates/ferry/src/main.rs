@@ -73,6 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             commands::peek::run(&config, &options, pipeline.as_deref()).await
         }
+        Command::Serve { listen } => commands::serve::run(&config, listen).await,
         Command::Status { json, pipeline } => {
             commands::status::run(&config, json, pipeline.as_deref()).await
         }

@@ -151,6 +151,7 @@ impl Bars {
                 ));
             }
             SyncEvent::Finished(_) => self.overall.finish_and_clear(),
+            SyncEvent::Applied { .. } => {}
         }
     }
 
@@ -213,7 +214,7 @@ impl LogLines {
             SyncEvent::BuildingIndexes => {
                 tracing::info!("copy done; building the remaining indexes and constraints");
             }
-            SyncEvent::Finished(_) => {}
+            SyncEvent::Finished(_) | SyncEvent::Applied { .. } => {}
         }
     }
 }

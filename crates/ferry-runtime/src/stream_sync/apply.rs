@@ -75,6 +75,7 @@ pub(super) struct Applier<'a> {
     decoder: StreamDecoder,
     /// Tables added to the pipeline after its copy, and where their changes start.
     starts: super::tables::Starts,
+    progress: crate::progress::Progress,
     /// The tables to apply, when the plugin cannot filter them on the server.
     accepted: Option<std::collections::HashSet<ferry_core::TableName>>,
     /// Relations of tables outside the selection (sent by plugins that cannot filter).
@@ -97,6 +98,7 @@ impl<'a> Applier<'a> {
         start: Lsn,
         starts: super::tables::Starts,
         accepted: Option<std::collections::HashSet<ferry_core::TableName>>,
+        progress: crate::progress::Progress,
     ) -> Self {
         Applier {
             options,
@@ -105,6 +107,7 @@ impl<'a> Applier<'a> {
             decoder,
             starts,
             accepted,
+            progress,
             ignored: Default::default(),
             relations: RelationCache::default(),
             lookup: SourceLookup::new(options.full.source.clone()),
@@ -481,6 +484,11 @@ impl<'a> Applier<'a> {
     fn count(&mut self, txns: u64, rows: u64) {
         self.totals.txns += txns;
         self.totals.rows += rows;
+        self.progress.send(crate::progress::SyncEvent::Applied {
+            transactions: txns,
+            changes: rows,
+            lsn: self.applied,
+        });
         let now = Instant::now();
         if self
             .totals

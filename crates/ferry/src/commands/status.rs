@@ -19,16 +19,16 @@ use serde::Serialize;
 use crate::config::{Config, PipelineConfig, SyncMode};
 
 #[derive(Debug, Default, Serialize)]
-struct Status {
+pub(crate) struct Status {
     pipeline: String,
     mode: String,
     plugin: String,
     phase: String,
     applied_lsn: Option<String>,
     applied_at: Option<String>,
-    seconds_since_applied: Option<f64>,
+    pub(crate) seconds_since_applied: Option<f64>,
     slot: Option<SlotStatus>,
-    lag_bytes: Option<i64>,
+    pub(crate) lag_bytes: Option<i64>,
     tables: Option<i64>,
     tables_copying: Option<i64>,
     last_error: Option<String>,
@@ -72,7 +72,7 @@ pub async fn run(config: &Config, json: bool, only: Option<&str>) -> anyhow::Res
     })
 }
 
-async fn status(pipeline: &PipelineConfig) -> Status {
+pub(crate) async fn status(pipeline: &PipelineConfig) -> Status {
     let mut s = Status {
         pipeline: pipeline.name.clone(),
         mode: pipeline.sync.mode.to_string(),

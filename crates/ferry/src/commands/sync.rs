@@ -83,8 +83,9 @@ const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
 /// Copies (unless `incremental`), then streams until SIGINT or SIGTERM. A transient failure
 /// (a server restarting, a dropped connection) is retried forever with exponential backoff
 /// and jitter, each retry logged; the stored position makes every retry exact.
-async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
-    let mut options = StreamSyncOptions {
+/// The runtime options of a streaming pipeline.
+pub(crate) fn stream_options(pipeline: &PipelineConfig) -> StreamSyncOptions {
+    StreamSyncOptions {
         full: full_sync_options(pipeline),
         copy_first: pipeline.sync.mode == SyncMode::FullAndIncremental,
         slot: pipeline.source.slot.clone(),
@@ -96,7 +97,11 @@ async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
         coalesce: true,
         heartbeat: pipeline.sync.heartbeat_interval,
         batch: ferry_runtime::BatchLimits::default(),
-    };
+    }
+}
+
+async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
+    let mut options = stream_options(pipeline);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = std::sync::Arc::new(stop_tx);
     let on_signal = stop_tx.clone();
@@ -116,10 +121,36 @@ async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let display = tokio::spawn(crate::progress::display(receiver));
     let progress = Progress::to(sender);
+    let result = run_with_retries(&mut options, &progress, stop_rx, |_| {}).await;
+    guard.abort();
+    drop(progress);
+    let _ = display.await;
+    // The guard's reason comes first: the errors its slot drop caused are only its echo.
+    let verdict = verdict
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(reason) = verdict {
+        ferry_runtime::record_last_error(&options, &reason).await;
+        bail!("sync of pipeline {:?} stopped: {reason}", pipeline.name);
+    }
+    result.with_context(|| format!("sync of pipeline {:?} stopped", pipeline.name))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a streaming pipeline until `stop`, retrying transient failures forever with
+/// exponential backoff and jitter (each logged, stored as the last error, and passed to
+/// `on_retry`), and switching to safe mode when a failure asks for it.
+pub(crate) async fn run_with_retries(
+    options: &mut StreamSyncOptions,
+    progress: &Progress,
+    stop_rx: tokio::sync::watch::Receiver<bool>,
+    mut on_retry: impl FnMut(&ferry_runtime::SyncError),
+) -> Result<(), ferry_runtime::SyncError> {
     let mut backoff = std::time::Duration::from_secs(1);
-    let result = loop {
+    loop {
         let started = std::time::Instant::now();
-        let outcome = run_stream_sync(&options, &progress, stop_rx.clone()).await;
+        let outcome = run_stream_sync(options, progress, stop_rx.clone()).await;
         if started.elapsed() > MAX_BACKOFF {
             // It ran a good while: this failure is a new one, not the last one recurring.
             backoff = std::time::Duration::from_secs(1);
@@ -127,7 +158,8 @@ async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
         match outcome {
             Ok(()) => break Ok(()),
             Err(e) if e.is_transient() && !*stop_rx.borrow() => {
-                ferry_runtime::record_last_error(&options, &chain(&e)).await;
+                ferry_runtime::record_last_error(options, &chain(&e)).await;
+                on_retry(&e);
                 if e.needs_safe_mode() {
                     tracing::warn!("continuing in safe mode: no streaming of large transactions, one statement per change");
                     options.streaming = false;
@@ -143,25 +175,11 @@ async fn run_stream(pipeline: &PipelineConfig) -> anyhow::Result<ExitCode> {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
             Err(e) => {
-                ferry_runtime::record_last_error(&options, &chain(&e)).await;
+                ferry_runtime::record_last_error(options, &chain(&e)).await;
                 break Err(e);
             }
         }
-    };
-    guard.abort();
-    drop(progress);
-    let _ = display.await;
-    // The guard's reason comes first: the errors its slot drop caused are only its echo.
-    let verdict = verdict
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take();
-    if let Some(reason) = verdict {
-        ferry_runtime::record_last_error(&options, &reason).await;
-        bail!("sync of pipeline {:?} stopped: {reason}", pipeline.name);
     }
-    result.with_context(|| format!("sync of pipeline {:?} stopped", pipeline.name))?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// An error with its causes: `applying a transaction failed: ERROR: ... (SQLSTATE ...)`.
@@ -185,7 +203,7 @@ fn jitter(base: std::time::Duration) -> std::time::Duration {
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, kill).
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
