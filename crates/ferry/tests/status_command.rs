@@ -44,6 +44,7 @@ fn status_follows_a_pipeline_from_streaming_to_a_missing_slot() {
     assert_eq!(s["tables"], 1, "{s}");
     assert!(s["applied_lsn"].as_str().is_some_and(|l| l != "0/0"), "{s}");
     assert!(s["lag_bytes"].as_i64().is_some(), "{s}");
+    assert!(s["source_commit_time"].as_str().is_some(), "{s}");
 
     signal(sync.id(), "TERM");
     let out = sync.wait_with_output().unwrap();

@@ -97,3 +97,28 @@ fn retention_over_the_maximum_drops_the_slot_when_configured_and_the_next_run_co
     let out = sync.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[test]
+fn retention_over_the_warning_is_logged_once_and_nothing_else_happens() {
+    let (source, target, dir) = setup();
+    let cfg = config(
+        dir.path(),
+        &source,
+        &target,
+        "mode = \"full+incremental\"\nwarn_retained_wal = \"1B\"\nretention_check_interval = \"200ms\"",
+    );
+    let cfg = cfg.to_str().unwrap();
+    let sync = spawn(&["sync", "-c", cfg]);
+    wait_equal(&source, &target, "public.t", MINUTE);
+    std::thread::sleep(Duration::from_secs(1));
+    signal(sync.id(), "TERM");
+    let out = sync.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("more WAL than warn_retained_wal").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("max_retained_wal"), "{stderr}");
+}

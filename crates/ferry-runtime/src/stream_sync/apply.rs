@@ -46,6 +46,8 @@ struct Group {
     since: Option<Instant>,
     /// End LSN of the last complete transaction in the group.
     end: Option<Lsn>,
+    /// Source commit time of that transaction.
+    commit_time: Option<ferry_core::PgTimestamp>,
     /// Runs of row changes being coalesced, per table (not yet in `sql`).
     batcher: Partitioned,
 }
@@ -242,13 +244,18 @@ impl<'a> Applier<'a> {
                     commit: final_lsn,
                 });
             }
-            Change::Commit { end_lsn, .. } => {
+            Change::Commit {
+                end_lsn,
+                commit_time,
+                ..
+            } => {
                 let txn = self
                     .open
                     .take()
                     .ok_or_else(|| SyncError::Internal("Commit without Begin".into()))?;
                 if !txn.skip {
                     self.group.end = Some(end_lsn);
+                    self.group.commit_time = Some(commit_time);
                     self.group.txns += 1;
                 }
             }
@@ -286,11 +293,11 @@ impl<'a> Applier<'a> {
                 xid,
                 commit_lsn,
                 end_lsn,
-                ..
+                commit_time,
             } => {
                 // Earlier transactions first: they committed before it on the source.
                 self.commit_group(feedback).await?;
-                let tail = save_position_sql(self.options, end_lsn);
+                let tail = save_position_sql(self.options, end_lsn, Some(commit_time));
                 let done = self
                     .streams
                     .commit(xid, &tail, commit_lsn < self.applied)
@@ -469,7 +476,11 @@ impl<'a> Applier<'a> {
         if !self.group.begun {
             sql.insert_str(0, "BEGIN;\n");
         }
-        sql.push_str(&save_position_sql(self.options, end));
+        sql.push_str(&save_position_sql(
+            self.options,
+            end,
+            self.group.commit_time,
+        ));
         sql.push_str(";\n");
         sql.push_str(durable::COMMIT);
         let results = self.send(&sql).await?;

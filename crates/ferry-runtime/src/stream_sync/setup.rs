@@ -87,10 +87,24 @@ pub(super) fn streamed_session_lock_sql(pipeline: &str) -> String {
     )
 }
 
-pub(super) fn save_position_sql(options: &StreamSyncOptions, lsn: Lsn) -> String {
+/// The progress row's upsert: `lsn`, and the source commit time of the transaction that
+/// ends there when known (for `ferry status`'s lag in seconds).
+pub(super) fn save_position_sql(
+    options: &StreamSyncOptions,
+    lsn: Lsn,
+    commit_time: Option<ferry_core::PgTimestamp>,
+) -> String {
+    // Microseconds since 2000-01-01 UTC, as the protocol sends them.
+    let commit_time = commit_time.map_or("NULL".to_owned(), |t| {
+        format!(
+            "timestamptz '2000-01-01 00:00:00+00' + {} * interval '1 microsecond'",
+            t.0
+        )
+    });
     format!(
-        "INSERT INTO {}.progress (pipeline, lsn) VALUES ({}, {}::pg_lsn)
-         ON CONFLICT (pipeline) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()",
+        "INSERT INTO {}.progress (pipeline, lsn, source_commit_time) VALUES ({}, {}::pg_lsn, {commit_time})
+         ON CONFLICT (pipeline) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now(),
+             source_commit_time = coalesce(EXCLUDED.source_commit_time, {0}.progress.source_commit_time)",
         quote_ident(&options.progress_schema),
         quote_literal(&options.pipeline),
         quote_literal(&lsn.to_string())
@@ -106,7 +120,7 @@ pub(super) async fn save_position(
     target
         .simple_query(&format!(
             "SET synchronous_commit = on; BEGIN; {}; COMMIT",
-            save_position_sql(options, lsn)
+            save_position_sql(options, lsn, None)
         ))
         .await
         .map_err(|e| SyncError::session("storing the position", e))?;
@@ -126,7 +140,8 @@ pub(super) async fn stored_position(
                  pipeline text PRIMARY KEY, lsn pg_lsn NOT NULL,
                  updated_at timestamptz NOT NULL DEFAULT now());
              ALTER TABLE {schema}.progress ADD COLUMN IF NOT EXISTS last_error text,
-                 ADD COLUMN IF NOT EXISTS last_error_at timestamptz;
+                 ADD COLUMN IF NOT EXISTS last_error_at timestamptz,
+                 ADD COLUMN IF NOT EXISTS source_commit_time timestamptz;
              SELECT lsn::text FROM {schema}.progress WHERE pipeline = {}",
             quote_literal(&options.pipeline)
         ))

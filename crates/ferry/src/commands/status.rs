@@ -26,8 +26,11 @@ pub(crate) struct Status {
     phase: String,
     applied_lsn: Option<String>,
     applied_at: Option<String>,
+    /// When the last applied transaction committed on the source.
+    source_commit_time: Option<String>,
+    /// Seconds since that source commit (since the apply, before it was recorded).
     pub(crate) seconds_since_applied: Option<f64>,
-    slot: Option<SlotStatus>,
+    pub(crate) slot: Option<SlotStatus>,
     pub(crate) lag_bytes: Option<i64>,
     tables: Option<i64>,
     tables_copying: Option<i64>,
@@ -40,13 +43,13 @@ pub(crate) struct Status {
 }
 
 #[derive(Debug, Serialize)]
-struct SlotStatus {
+pub(crate) struct SlotStatus {
     name: String,
     active: bool,
     active_pid: Option<i32>,
     confirmed_flush_lsn: Option<String>,
     wal_status: Option<String>,
-    retained_bytes: Option<i64>,
+    pub(crate) retained_bytes: Option<i64>,
 }
 
 /// Prints the status of each pipeline (or `--pipeline NAME`).
@@ -110,7 +113,9 @@ async fn read_target(pipeline: &PipelineConfig, s: &mut Status) -> bool {
     let row = client
         .query_opt(
             &format!(
-                "SELECT row_to_json(p)::text, extract(epoch FROM now() - p.updated_at)::float8
+                "SELECT row_to_json(p)::text,
+                        extract(epoch FROM now() - coalesce(
+                            (row_to_json(p)->>'source_commit_time')::timestamptz, p.updated_at))::float8
                  FROM {schema}.progress p WHERE pipeline = $1"
             ),
             &[&pipeline.name],
@@ -123,6 +128,7 @@ async fn read_target(pipeline: &PipelineConfig, s: &mut Status) -> bool {
     let text = |k: &str| fields.get(k).and_then(|v| v.as_str()).map(str::to_owned);
     s.applied_lsn = text("lsn");
     s.applied_at = text("updated_at");
+    s.source_commit_time = text("source_commit_time");
     s.seconds_since_applied = row.get(1);
     s.last_error = text("last_error");
     s.last_error_at = text("last_error_at");
@@ -220,10 +226,15 @@ fn print(s: &Status) {
             .seconds_since_applied
             .map(|x| format!(" ({x:.0} s ago)"))
             .unwrap_or_default();
-        println!(
-            "  applied:    {lsn} at {}{ago}",
-            s.applied_at.as_deref().unwrap_or("?")
-        );
+        match &s.source_commit_time {
+            Some(commit) => {
+                println!("  applied:    {lsn}, committed on the source at {commit}{ago}")
+            }
+            None => println!(
+                "  applied:    {lsn} at {}{ago}",
+                s.applied_at.as_deref().unwrap_or("?")
+            ),
+        }
     }
     if let Some(slot) = &s.slot {
         let activity = match (slot.active, slot.active_pid) {

@@ -17,7 +17,7 @@ use ferry_runtime::{
 
 use crate::config::{Config, OnExisting, PipelineConfig, SyncMode};
 
-mod guard;
+pub(crate) mod guard;
 
 /// Tables above this size are split among workers.
 const SPLIT_BYTES: i64 = ferry_postgres::source::snapshot::DEFAULT_SPLIT_BYTES;

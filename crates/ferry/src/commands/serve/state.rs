@@ -10,7 +10,7 @@ use ferry_runtime::{Progress, SyncEvent};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::commands::sync::{run_with_retries, stream_options};
+use crate::commands::sync::{guard, run_with_retries, stream_options};
 use crate::config::PipelineConfig;
 
 /// Upper bounds of the batch-size histogram (changes per target commit).
@@ -33,6 +33,8 @@ pub struct PipelineState {
     pub last_applied_lsn: Option<String>,
     pub snapshot_rows: u64,
     pub lag_bytes: Option<i64>,
+    /// WAL the slot keeps on the source.
+    pub retained_wal_bytes: Option<i64>,
     pub lag_seconds: Option<f64>,
     pub retries: u64,
     pub errors: u64,
@@ -238,6 +240,14 @@ pub async fn run_pipeline(
         })
     };
     let lag = tokio::spawn(watch_lag(pipeline.clone(), handle.clone()));
+    // The WAL retention guard, as with ferry sync: a drop stops the pipeline as failed.
+    let (guard_tx, guard_rx) = watch::channel(false);
+    let verdict = guard::Verdict::default();
+    let guard = tokio::spawn(guard::run(
+        pipeline.clone(),
+        Arc::new(guard_tx),
+        verdict.clone(),
+    ));
     let progress = Progress::to(events_tx);
     loop {
         if *shutdown.borrow() {
@@ -261,10 +271,12 @@ pub async fn run_pipeline(
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut pause_watch = pause.clone();
         let mut shutdown_watch = shutdown.clone();
+        let mut guard_watch = guard_rx.clone();
         let stopper = tokio::spawn(async move {
             tokio::select! {
                 _ = pause_watch.wait_for(|p| *p) => {}
                 _ = shutdown_watch.wait_for(|s| *s) => {}
+                _ = guard_watch.wait_for(|s| *s) => {}
             }
             let _ = stop_tx.send(true);
         });
@@ -276,6 +288,18 @@ pub async fn run_pipeline(
         })
         .await;
         stopper.abort();
+        let dropped = verdict
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(reason) = dropped {
+            tracing::error!(pipeline = %pipeline.name, "{reason}");
+            let mut s = lock(&handle);
+            s.errors += 1;
+            s.phase = "failed".into();
+            s.last_error = Some(reason);
+            break;
+        }
         if let Err(e) = result {
             tracing::error!(pipeline = %pipeline.name, error = %e, "pipeline stopped");
             let mut s = lock(&handle);
@@ -289,6 +313,7 @@ pub async fn run_pipeline(
         lock(&handle).phase = "stopped".into();
     }
     lag.abort();
+    guard.abort();
     drop(progress);
     let _ = recorder.await;
 }
@@ -300,6 +325,7 @@ async fn watch_lag(pipeline: PipelineConfig, handle: Handle) {
         {
             let mut s = lock(&handle);
             s.lag_bytes = status.lag_bytes;
+            s.retained_wal_bytes = status.slot.as_ref().and_then(|slot| slot.retained_bytes);
             s.lag_seconds = status
                 .seconds_since_applied
                 .filter(|_| status.lag_bytes.is_some_and(|b| b > 0));
