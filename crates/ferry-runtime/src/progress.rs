@@ -41,6 +41,8 @@ pub enum SyncEvent {
     Applied {
         transactions: u64,
         changes: u64,
+        /// Bytes of SQL sent to the target for them.
+        bytes: u64,
         lsn: ferry_core::Lsn,
     },
 }

@@ -309,7 +309,7 @@ impl<'a> Applier<'a> {
                         .durability
                         .committed(done.inserted, end_lsn, done.flushed);
                     durable_now(durable, feedback);
-                    self.count(1, done.rows);
+                    self.count(1, done.rows, done.bytes);
                 }
             }
             Change::BeginPrepare { .. }
@@ -488,16 +488,17 @@ impl<'a> Applier<'a> {
         let group = std::mem::take(&mut self.group);
         self.applied = end;
         durable_now(self.durability.committed(inserted, end, flushed), feedback);
-        self.count(group.txns, group.rows);
+        self.count(group.txns, group.rows, group.bytes as u64);
         Ok(())
     }
 
-    fn count(&mut self, txns: u64, rows: u64) {
+    fn count(&mut self, txns: u64, rows: u64, bytes: u64) {
         self.totals.txns += txns;
         self.totals.rows += rows;
         self.progress.send(crate::progress::SyncEvent::Applied {
             transactions: txns,
             changes: rows,
+            bytes,
             lsn: self.applied,
         });
         let now = Instant::now();

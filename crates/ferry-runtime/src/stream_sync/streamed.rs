@@ -59,6 +59,8 @@ pub(super) struct Pending {
     /// Subtransactions with a savepoint, in the order they were placed.
     savepoints: Vec<u32>,
     batcher: Batcher,
+    /// Bytes of SQL sent so far.
+    sent: u64,
 }
 
 impl Pending {
@@ -125,6 +127,7 @@ impl StreamedTxn {
             pending.begun = true;
         }
         let sql = std::mem::take(&mut pending.sql);
+        pending.sent += sql.len() as u64;
         self.conn
             .simple_query(&sql)
             .await
@@ -137,6 +140,8 @@ impl StreamedTxn {
 pub(super) struct Committed {
     pub(super) relations: RelationCache,
     pub(super) rows: u64,
+    /// Bytes of SQL it sent to the target.
+    pub(super) bytes: u64,
     /// The target's WAL insert and flush positions right after its commit.
     pub(super) inserted: ferry_core::Lsn,
     pub(super) flushed: ferry_core::Lsn,
@@ -197,6 +202,7 @@ impl Streams {
                         xid,
                         savepoints: Vec::new(),
                         batcher: Batcher::default(),
+                        sent: 0,
                     },
                     relations: RelationCache::default(),
                     rows: 0,
@@ -267,11 +273,13 @@ impl Streams {
         txn.flush().await?;
         let relations = std::mem::take(&mut txn.relations);
         let rows = txn.rows;
+        let bytes = txn.pending.sent;
         let results = self.release(txn, durable::COMMIT).await?;
         let (inserted, flushed) = durable::positions(&results)?;
         Ok(Some(Committed {
             relations,
             rows,
+            bytes,
             inserted,
             flushed,
         }))

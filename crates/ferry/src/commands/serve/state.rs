@@ -30,6 +30,7 @@ pub struct PipelineState {
     pub paused: bool,
     pub transactions_applied: u64,
     pub changes_applied: u64,
+    pub bytes_applied: u64,
     pub last_applied_lsn: Option<String>,
     pub snapshot_rows: u64,
     pub lag_bytes: Option<i64>,
@@ -204,8 +205,10 @@ fn record(handle: &Handle, event: SyncEvent) {
         SyncEvent::Applied {
             transactions,
             changes,
+            bytes,
             lsn,
         } => {
+            s.bytes_applied += bytes;
             s.phase = "streaming".into();
             s.transactions_applied += transactions;
             s.changes_applied += changes;
