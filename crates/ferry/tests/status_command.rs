@@ -45,6 +45,8 @@ fn status_follows_a_pipeline_from_streaming_to_a_missing_slot() {
     assert!(s["applied_lsn"].as_str().is_some_and(|l| l != "0/0"), "{s}");
     assert!(s["lag_bytes"].as_i64().is_some(), "{s}");
     assert!(s["source_commit_time"].as_str().is_some(), "{s}");
+    assert!(s["changes_applied"].as_i64().is_some_and(|c| c >= 1), "{s}");
+    assert!(s["changes_per_second"].as_f64().is_some(), "{s}");
 
     signal(sync.id(), "TERM");
     let out = sync.wait_with_output().unwrap();
@@ -76,6 +78,41 @@ fn status_follows_a_pipeline_from_streaming_to_a_missing_slot() {
     let out = ferry(&["status", "-c", cfg]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("resync"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn status_shows_the_copy_of_each_table_while_copying() {
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    source
+        .psql("CREATE TABLE public.big (id int PRIMARY KEY, pad text); INSERT INTO public.big SELECT g, repeat('x', 200) FROM generate_series(1, 1500000) g;")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &source, &target, "mode = \"full+incremental\"");
+    let cfg = cfg.to_str().unwrap();
+    let sync = spawn(&["sync", "-c", cfg]);
+    // Stopped for good in the middle of its copy: the 0/0 marker stays.
+    wait_for(
+        &target,
+        "SELECT pg_table_size(to_regclass('public.big')) > 8192",
+        "t",
+        Duration::from_secs(60),
+    );
+    signal(sync.id(), "KILL");
+    let _ = sync.wait_with_output();
+    let (_, copying) = status(cfg);
+    let s = &copying[0];
+    assert_eq!(s["phase"], "copying", "{s}");
+    let table = &s["copy_progress"][0];
+    assert_eq!(table["table"], "\"public\".\"big\"", "{s}");
+    assert!(table["target_bytes"].as_i64().unwrap() > 0, "{s}");
+    assert!(table["source_bytes"].as_i64().unwrap() > 0, "{s}");
+    let out = ferry(&["status", "-c", cfg]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("copy:       \"public\".\"big\""),
         "{}",
         text(&out)
     );

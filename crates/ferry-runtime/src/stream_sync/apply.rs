@@ -297,7 +297,8 @@ impl<'a> Applier<'a> {
             } => {
                 // Earlier transactions first: they committed before it on the source.
                 self.commit_group(feedback).await?;
-                let tail = save_position_sql(self.options, end_lsn, Some(commit_time));
+                let rows = self.streams.rows(xid);
+                let tail = save_position_sql(self.options, end_lsn, Some(commit_time), (1, rows));
                 let done = self
                     .streams
                     .commit(xid, &tail, commit_lsn < self.applied)
@@ -480,6 +481,7 @@ impl<'a> Applier<'a> {
             self.options,
             end,
             self.group.commit_time,
+            (self.group.txns, self.group.rows),
         ));
         sql.push_str(";\n");
         sql.push_str(durable::COMMIT);

@@ -93,6 +93,7 @@ pub(super) fn save_position_sql(
     options: &StreamSyncOptions,
     lsn: Lsn,
     commit_time: Option<ferry_core::PgTimestamp>,
+    applied: (u64, u64),
 ) -> String {
     // Microseconds since 2000-01-01 UTC, as the protocol sends them.
     let commit_time = commit_time.map_or("NULL".to_owned(), |t| {
@@ -102,12 +103,17 @@ pub(super) fn save_position_sql(
         )
     });
     format!(
-        "INSERT INTO {}.progress (pipeline, lsn, source_commit_time) VALUES ({}, {}::pg_lsn, {commit_time})
+        "INSERT INTO {}.progress (pipeline, lsn, source_commit_time, transactions_applied, changes_applied)
+         VALUES ({}, {}::pg_lsn, {commit_time}, {txns}, {changes})
          ON CONFLICT (pipeline) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now(),
-             source_commit_time = coalesce(EXCLUDED.source_commit_time, {0}.progress.source_commit_time)",
+             source_commit_time = coalesce(EXCLUDED.source_commit_time, {0}.progress.source_commit_time),
+             transactions_applied = {0}.progress.transactions_applied + EXCLUDED.transactions_applied,
+             changes_applied = {0}.progress.changes_applied + EXCLUDED.changes_applied",
         quote_ident(&options.progress_schema),
         quote_literal(&options.pipeline),
-        quote_literal(&lsn.to_string())
+        quote_literal(&lsn.to_string()),
+        txns = applied.0,
+        changes = applied.1,
     )
 }
 
@@ -120,7 +126,7 @@ pub(super) async fn save_position(
     target
         .simple_query(&format!(
             "SET synchronous_commit = on; BEGIN; {}; COMMIT",
-            save_position_sql(options, lsn, None)
+            save_position_sql(options, lsn, None, (0, 0))
         ))
         .await
         .map_err(|e| SyncError::session("storing the position", e))?;
@@ -141,7 +147,9 @@ pub(super) async fn stored_position(
                  updated_at timestamptz NOT NULL DEFAULT now());
              ALTER TABLE {schema}.progress ADD COLUMN IF NOT EXISTS last_error text,
                  ADD COLUMN IF NOT EXISTS last_error_at timestamptz,
-                 ADD COLUMN IF NOT EXISTS source_commit_time timestamptz;
+                 ADD COLUMN IF NOT EXISTS source_commit_time timestamptz,
+                 ADD COLUMN IF NOT EXISTS transactions_applied bigint NOT NULL DEFAULT 0,
+                 ADD COLUMN IF NOT EXISTS changes_applied bigint NOT NULL DEFAULT 0;
              SELECT lsn::text FROM {schema}.progress WHERE pipeline = {}",
             quote_literal(&options.pipeline)
         ))

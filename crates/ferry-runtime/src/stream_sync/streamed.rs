@@ -228,6 +228,11 @@ impl Streams {
         Ok(())
     }
 
+    /// Row changes of streamed transaction `xid` so far.
+    pub(super) fn rows(&self, xid: u32) -> u64 {
+        self.open.get(&xid).map_or(0, |t| t.rows)
+    }
+
     /// Stream Abort of `subxid` (the whole transaction when it equals `xid`).
     pub(super) async fn abort(&mut self, xid: u32, subxid: u32) -> Result<(), SyncError> {
         if subxid == xid {

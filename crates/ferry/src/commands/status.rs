@@ -6,6 +6,10 @@
 //! - **Source**: the slot (active and by whom, `wal_status`, WAL it retains) and how far
 //!   its confirmed position is behind the source's current WAL position.
 //!
+//! While streaming, the rate is sampled over one second from the progress row's running
+//! total; while copying, each selected table's size on the target is shown against the
+//! source's.
+//!
 //! The phase follows from those: `not started` (no progress row), `copying` (the initial
 //! copy's 0/0 marker, or tables being added), `streaming` (slot active), `stopped`, or
 //! `slot missing` / `slot lost`, which need a resync (exit status 1).
@@ -34,12 +38,25 @@ pub(crate) struct Status {
     pub(crate) lag_bytes: Option<i64>,
     tables: Option<i64>,
     tables_copying: Option<i64>,
+    /// Totals since the pipeline began, and the rate over a one-second sample.
+    transactions_applied: Option<i64>,
+    changes_applied: Option<i64>,
+    changes_per_second: Option<f64>,
+    /// While copying: each table's bytes on the target against the source.
+    copy_progress: Vec<TableCopy>,
     last_error: Option<String>,
     last_error_at: Option<String>,
     /// What could not be read, if anything.
     problems: Vec<String>,
     /// The SQL that starts a resync, when one is needed.
     fix: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TableCopy {
+    table: String,
+    target_bytes: i64,
+    source_bytes: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +104,11 @@ pub(crate) async fn status(pipeline: &PipelineConfig) -> Status {
         read_source(pipeline, &mut s).await;
     }
     s.phase = phase(pipeline, &s, progress).to_owned();
+    match s.phase.as_str() {
+        "streaming" => sample_rate(pipeline, &mut s).await,
+        "copying" | "copying added tables" => copy_progress(pipeline, &mut s).await,
+        _ => {}
+    }
     if matches!(s.phase.as_str(), "slot missing" | "slot lost") {
         s.fix = Some(format!(
             "the changes since the last applied position are gone: resync with \
@@ -132,6 +154,9 @@ async fn read_target(pipeline: &PipelineConfig, s: &mut Status) -> bool {
     s.seconds_since_applied = row.get(1);
     s.last_error = text("last_error");
     s.last_error_at = text("last_error_at");
+    let number = |k: &str| fields.get(k).and_then(serde_json::Value::as_i64);
+    s.transactions_applied = number("transactions_applied");
+    s.changes_applied = number("changes_applied");
     if let Ok(row) = client
         .query_one(
             &format!(
@@ -185,6 +210,69 @@ async fn read_source(pipeline: &PipelineConfig, s: &mut Status) {
         }
         Ok(None) => {}
         Err(e) => s.problems.push(format!("source: {e}")),
+    }
+}
+
+/// Changes per second over one second, from the progress row's running total.
+async fn sample_rate(pipeline: &PipelineConfig, s: &mut Status) {
+    let Some(before) = s.changes_applied else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let Ok(client) = ferry_pgwire::connect_sql(&pipeline.target.conn).await else {
+        return;
+    };
+    let schema = quote_ident(&pipeline.target.progress_schema);
+    if let Ok(row) = client
+        .query_one(
+            &format!("SELECT changes_applied FROM {schema}.progress WHERE pipeline = $1"),
+            &[&pipeline.name],
+        )
+        .await
+    {
+        let after: i64 = row.get(0);
+        s.changes_per_second = Some((after - before) as f64 / started.elapsed().as_secs_f64());
+    }
+}
+
+/// Each selected table's size on the target against the source, while a copy runs.
+async fn copy_progress(pipeline: &PipelineConfig, s: &mut Status) {
+    let (Ok(source), Ok(target)) = (
+        ferry_pgwire::connect_sql(&pipeline.source.conn).await,
+        ferry_pgwire::connect_sql(&pipeline.target.conn).await,
+    ) else {
+        return;
+    };
+    let Ok(rows) = source
+        .query(
+            "SELECT n.nspname::text, c.relname::text, pg_table_size(c.oid)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+             ORDER BY pg_table_size(c.oid) DESC",
+            &[],
+        )
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let table = ferry_core::TableName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+        if !pipeline.source.tables.matches(&table) {
+            continue;
+        }
+        let target_bytes = target
+            .query_one(
+                "SELECT coalesce(pg_table_size(to_regclass($1)), 0)",
+                &[&table.quoted()],
+            )
+            .await
+            .map_or(0, |r| r.get(0));
+        s.copy_progress.push(TableCopy {
+            table: table.to_string(),
+            target_bytes,
+            source_bytes: row.get(2),
+        });
     }
 }
 
@@ -251,6 +339,26 @@ fn print(s: &Status) {
     }
     if let Some(lag) = s.lag_bytes {
         println!("  lag:        {} of WAL behind the source", bytes(lag));
+    }
+    if let (Some(txns), Some(changes)) = (s.transactions_applied, s.changes_applied) {
+        let rate = s
+            .changes_per_second
+            .map(|r| format!("; {r:.0} changes/s now"))
+            .unwrap_or_default();
+        println!("  applied:    {txns} transactions, {changes} changes so far{rate}");
+    }
+    for copy in &s.copy_progress {
+        let percent = if copy.source_bytes > 0 {
+            (copy.target_bytes as f64 / copy.source_bytes as f64 * 100.0).min(100.0)
+        } else {
+            100.0
+        };
+        println!(
+            "  copy:       {} {percent:.0}% ({} of {})",
+            copy.table,
+            bytes(copy.target_bytes),
+            bytes(copy.source_bytes)
+        );
     }
     if let (Some(tables), Some(copying)) = (s.tables, s.tables_copying) {
         println!("  tables:     {tables} ({copying} being copied)");
