@@ -1,6 +1,7 @@
 //! Test-only rendering of decoded changes, one line each with every field shown: what the
 //! golden tests of the wal2json and decoderbufs decoders compare.
 
+use bytes::Bytes;
 use ferry_core::{Change, Datum, Relation, Row};
 
 /// One line per change, every field shown: what the golden tests compare.
@@ -115,4 +116,26 @@ fn opt_row(label: &str, r: &Option<Row>) -> String {
     r.as_ref()
         .map(|r| format!("{label}{}", row(r)))
         .unwrap_or_default()
+}
+
+/// The toast scenario of both plugins' fixtures: the two inserts carry their TOASTed bodies
+/// whole, and the REPLICA IDENTITY FULL update's old row carries the second body whole.
+pub(crate) fn assert_toasted_bodies(
+    changes: &[Change],
+    body: &'static str,
+    full_body: &'static str,
+) {
+    let text = |body: &'static str| Datum::Text(Bytes::from_static(body.trim_end().as_bytes()));
+    let bodies: Vec<&Datum> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Insert { new, .. } => new.0.get(2),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bodies, [&text(body), &text(full_body)]);
+    let Some(Change::Update { old: Some(old), .. }) = changes.iter().rev().nth(1) else {
+        panic!("no FULL update");
+    };
+    assert_eq!(old.0.get(2), Some(&text(full_body)));
 }

@@ -8,6 +8,7 @@ use ferry_core::{Change, Datum, Relation, Row};
 
 use super::super::Wal2JsonDecoder;
 use super::render;
+use crate::source::decode::test_render::assert_toasted_bodies;
 
 /// The fixtures, by scenario: one payload per line.
 const FIXTURES: [(&str, &str); 9] = [
@@ -273,21 +274,7 @@ fn every_scenario_decodes_to_its_exact_changes() {
 
 #[test]
 fn toasted_values_arrive_whole_or_as_unchanged() {
-    let changes = changes("toast");
-    let text = |body: &'static str| Datum::Text(Bytes::from_static(body.trim_end().as_bytes()));
-    let bodies: Vec<&Datum> = changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Insert { new, .. } => new.0.get(2),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(bodies, [&text(DOCS_BODY), &text(DOCS_FULL_BODY)]);
-    // docs_full's update has REPLICA IDENTITY FULL: the old row carries the body whole.
-    let Some(Change::Update { old: Some(old), .. }) = changes.iter().rev().nth(1) else {
-        panic!("no FULL update");
-    };
-    assert_eq!(old.0.get(2), Some(&text(DOCS_FULL_BODY)));
+    assert_toasted_bodies(&changes("toast"), DOCS_BODY, DOCS_FULL_BODY);
 }
 
 /// Where the text the plugin sends differs from `SELECT col::text`, and why.
