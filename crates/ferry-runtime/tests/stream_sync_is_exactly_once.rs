@@ -9,7 +9,7 @@ mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry_postgres::Plugin;
 use ferry_runtime::{run_stream_sync, Progress};
@@ -58,17 +58,7 @@ async fn aborted_streaming_resumes_without_loss_or_duplicate(plugin: Plugin) {
         tokio::time::sleep(Duration::from_millis(700 + round * 300)).await;
         sync.abort();
         let _ = sync.await;
-        // The killed walsender lets go of the slot after a moment.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while source
-            .psql("SELECT count(*) FROM pg_replication_slots WHERE active")
-            .unwrap()
-            .trim()
-            != "0"
-        {
-            assert!(Instant::now() < deadline, "the slot stayed active");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_slots_released(&source).await;
     }
     stop_writer.store(true, Ordering::Relaxed);
     writer.await.unwrap();
@@ -103,16 +93,7 @@ async fn aborted_copy_starts_over_and_ends_exact() {
     }
     sync.abort();
     let _ = sync.await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while source
-        .psql("SELECT count(*) FROM pg_replication_slots WHERE active")
-        .unwrap()
-        .trim()
-        != "0"
-    {
-        assert!(Instant::now() < deadline, "the slot stayed active");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_slots_released(&source).await;
     // Writes continue between the runs.
     source
         .psql("UPDATE public.accounts SET note = 'between runs' WHERE id <= 10")

@@ -277,3 +277,18 @@ pub fn start_writer(source: &TempCluster, stop: Arc<AtomicBool>) -> tokio::task:
         n
     })
 }
+
+/// Waits (up to 20 s) until no slot is active: a killed run's walsender lets go of its slot
+/// a moment after the run is gone.
+pub async fn wait_slots_released(source: &TempCluster) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while source
+        .psql("SELECT count(*) FROM pg_replication_slots WHERE active")
+        .unwrap()
+        .trim()
+        != "0"
+    {
+        assert!(Instant::now() < deadline, "the slot stayed active");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
