@@ -11,7 +11,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cli::*;
-use ferry_testkit::TempCluster;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -64,18 +63,13 @@ fn changes(metrics: &str) -> u64 {
 
 #[test]
 fn serve_exposes_metrics_and_pauses_and_resumes_without_loss() {
-    let source = TempCluster::new().unwrap();
-    let target = TempCluster::new().unwrap();
-    source
-        .psql("CREATE TABLE public.t (id int PRIMARY KEY); INSERT INTO public.t SELECT generate_series(1, 100);")
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &source, &target, "mode = \"full+incremental\"");
+    let run = Pipeline::new("CREATE TABLE public.t (id int PRIMARY KEY); INSERT INTO public.t SELECT generate_series(1, 100);", "mode = \"full+incremental\"");
+    let (source, target, cfg) = (&run.source, &run.target, run.cfg.as_str());
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let serve = spawn(&["serve", "-c", cfg.to_str().unwrap(), "--listen", &listen]);
+    let serve = spawn(&["serve", "-c", cfg, "--listen", &listen]);
     wait_http(port, "/healthz", None, |b| b.contains("ok"));
-    wait_equal(&source, &target, "public.t", MINUTE);
+    wait_equal(source, target, "public.t", MINUTE);
 
     source
         .psql("INSERT INTO public.t SELECT generate_series(101, 150)")
@@ -122,7 +116,7 @@ fn serve_exposes_metrics_and_pauses_and_resumes_without_loss() {
     );
     let (status, _) = http(port, "POST", "/api/pipelines/default/resume", None).unwrap();
     assert_eq!(status, 202);
-    wait_equal(&source, &target, "public.t", MINUTE);
+    wait_equal(source, target, "public.t", MINUTE);
     let (status, _) = http(port, "GET", "/api/pipelines/nope", None).unwrap();
     assert_eq!(status, 404);
 
@@ -133,15 +127,11 @@ fn serve_exposes_metrics_and_pauses_and_resumes_without_loss() {
 
 #[test]
 fn serve_requires_its_token_when_one_is_set_and_refuses_open_addresses_without_one() {
-    let source = TempCluster::new().unwrap();
-    let target = TempCluster::new().unwrap();
-    source
-        .psql("CREATE TABLE public.t (id int PRIMARY KEY)")
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &source, &target, "mode = \"full+incremental\"");
-    let cfg = cfg.to_str().unwrap();
-
+    let run = Pipeline::new(
+        "CREATE TABLE public.t (id int PRIMARY KEY)",
+        "mode = \"full+incremental\"",
+    );
+    let cfg = run.cfg.as_str();
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["serve", "-c", cfg, "--listen", "0.0.0.0:0"])
         .env_remove("FERRY_API_TOKEN")

@@ -8,7 +8,6 @@ mod cli;
 use std::time::Duration;
 
 use cli::*;
-use ferry_testkit::TempCluster;
 
 fn status(cfg: &str) -> (Option<i32>, serde_json::Value) {
     let out = ferry(&["status", "-c", cfg, "--json"]);
@@ -19,23 +18,17 @@ fn status(cfg: &str) -> (Option<i32>, serde_json::Value) {
 
 #[test]
 fn status_follows_a_pipeline_from_streaming_to_a_missing_slot() {
-    let source = TempCluster::new().unwrap();
-    let target = TempCluster::new().unwrap();
-    source
-        .psql("CREATE TABLE public.t (id int PRIMARY KEY); INSERT INTO public.t SELECT generate_series(1, 100);")
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &source, &target, "mode = \"full+incremental\"");
-    let cfg = cfg.to_str().unwrap();
+    let run = Pipeline::new("CREATE TABLE public.t (id int PRIMARY KEY); INSERT INTO public.t SELECT generate_series(1, 100);", "mode = \"full+incremental\"");
+    let (source, target, cfg) = (&run.source, &run.target, run.cfg.as_str());
 
     let (code, before) = status(cfg);
     assert_eq!(code, Some(0));
     assert_eq!(before[0]["phase"], "not started", "{before}");
 
     let sync = spawn(&["sync", "-c", cfg]);
-    wait_equal(&source, &target, "public.t", Duration::from_secs(60));
+    wait_equal(source, target, "public.t", Duration::from_secs(60));
     source.psql("INSERT INTO public.t VALUES (1000)").unwrap();
-    wait_equal(&source, &target, "public.t", Duration::from_secs(60));
+    wait_equal(source, target, "public.t", Duration::from_secs(60));
     let (code, running) = status(cfg);
     assert_eq!(code, Some(0));
     let s = &running[0];
@@ -52,7 +45,7 @@ fn status_follows_a_pipeline_from_streaming_to_a_missing_slot() {
     let out = sync.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     wait_for(
-        &source,
+        source,
         "SELECT active FROM pg_replication_slots WHERE slot_name = 'ferry'",
         "f",
         Duration::from_secs(30),
@@ -85,18 +78,12 @@ fn status_follows_a_pipeline_from_streaming_to_a_missing_slot() {
 
 #[test]
 fn status_shows_the_copy_of_each_table_while_copying() {
-    let source = TempCluster::new().unwrap();
-    let target = TempCluster::new().unwrap();
-    source
-        .psql("CREATE TABLE public.big (id int PRIMARY KEY, pad text); INSERT INTO public.big SELECT g, repeat('x', 200) FROM generate_series(1, 1500000) g;")
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &source, &target, "mode = \"full+incremental\"");
-    let cfg = cfg.to_str().unwrap();
+    let run = Pipeline::new("CREATE TABLE public.big (id int PRIMARY KEY, pad text); INSERT INTO public.big SELECT g, repeat('x', 200) FROM generate_series(1, 1500000) g;", "mode = \"full+incremental\"");
+    let (target, cfg) = (&run.target, run.cfg.as_str());
     let sync = spawn(&["sync", "-c", cfg]);
     // Stopped for good in the middle of its copy: the 0/0 marker stays.
     wait_for(
-        &target,
+        target,
         "SELECT pg_table_size(to_regclass('public.big')) > 8192",
         "t",
         Duration::from_secs(60),

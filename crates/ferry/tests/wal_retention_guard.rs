@@ -8,33 +8,24 @@ mod cli;
 use std::time::Duration;
 
 use cli::*;
-use ferry_testkit::TempCluster;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-fn setup() -> (TempCluster, TempCluster, tempfile::TempDir) {
-    let source = TempCluster::new().unwrap();
-    let target = TempCluster::new().unwrap();
-    source
-        .psql("CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t SELECT g, 'v' FROM generate_series(1, 1000) g;")
-        .unwrap();
-    (source, target, tempfile::tempdir().unwrap())
+fn setup(sync: &str) -> Pipeline {
+    Pipeline::new(
+        "CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t SELECT g, 'v' FROM generate_series(1, 1000) g;",
+        sync,
+    )
 }
 
 #[test]
 fn retention_over_the_maximum_is_kept_and_reported_by_default() {
-    let (source, target, dir) = setup();
-    let cfg = config(
-        dir.path(),
-        &source,
-        &target,
-        "mode = \"full+incremental\"\nwarn_retained_wal = \"1B\"\nmax_retained_wal = \"2B\"\nretention_check_interval = \"200ms\"",
-    );
-    let cfg = cfg.to_str().unwrap();
+    let run = setup("mode = \"full+incremental\"\nwarn_retained_wal = \"1B\"\nmax_retained_wal = \"2B\"\nretention_check_interval = \"200ms\"");
+    let (source, target, cfg) = (&run.source, &run.target, run.cfg.as_str());
     let sync = spawn(&["sync", "-c", cfg]);
-    wait_equal(&source, &target, "public.t", MINUTE);
+    wait_equal(source, target, "public.t", MINUTE);
     source.psql("UPDATE public.t SET v = 'w'").unwrap();
-    wait_equal(&source, &target, "public.t", MINUTE);
+    wait_equal(source, target, "public.t", MINUTE);
     std::thread::sleep(Duration::from_secs(1));
     signal(sync.id(), "TERM");
     let out = sync.wait_with_output().unwrap();
@@ -55,14 +46,8 @@ fn retention_over_the_maximum_is_kept_and_reported_by_default() {
 
 #[test]
 fn retention_over_the_maximum_drops_the_slot_when_configured_and_the_next_run_copies_again() {
-    let (source, target, dir) = setup();
-    let cfg = config(
-        dir.path(),
-        &source,
-        &target,
-        "mode = \"full+incremental\"\nmax_retained_wal = \"2B\"\non_max_retained_wal = \"drop\"\nretention_check_interval = \"500ms\"",
-    );
-    let cfg = cfg.to_str().unwrap();
+    let run = setup("mode = \"full+incremental\"\nmax_retained_wal = \"2B\"\non_max_retained_wal = \"drop\"\nretention_check_interval = \"500ms\"");
+    let (source, target, cfg) = (&run.source, &run.target, run.cfg.as_str());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["sync", "-c", cfg])
         .output()
@@ -86,13 +71,18 @@ fn retention_over_the_maximum_drops_the_slot_when_configured_and_the_next_run_co
         "0/0"
     );
     // Without the guard's maximum, the next run copies again and streams.
-    let cfg = config(dir.path(), &source, &target, "mode = \"full+incremental\"");
+    let cfg = config(
+        run.dir.path(),
+        source,
+        target,
+        "mode = \"full+incremental\"",
+    );
     let cfg = cfg.to_str().unwrap();
     source
         .psql("UPDATE public.t SET v = 'between' WHERE id <= 10")
         .unwrap();
     let sync = spawn(&["sync", "-c", cfg]);
-    wait_equal(&source, &target, "public.t", MINUTE);
+    wait_equal(source, target, "public.t", MINUTE);
     signal(sync.id(), "TERM");
     let out = sync.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -100,16 +90,10 @@ fn retention_over_the_maximum_drops_the_slot_when_configured_and_the_next_run_co
 
 #[test]
 fn retention_over_the_warning_is_logged_once_and_nothing_else_happens() {
-    let (source, target, dir) = setup();
-    let cfg = config(
-        dir.path(),
-        &source,
-        &target,
-        "mode = \"full+incremental\"\nwarn_retained_wal = \"1B\"\nretention_check_interval = \"200ms\"",
-    );
-    let cfg = cfg.to_str().unwrap();
+    let run = setup("mode = \"full+incremental\"\nwarn_retained_wal = \"1B\"\nretention_check_interval = \"200ms\"");
+    let (source, target, cfg) = (&run.source, &run.target, run.cfg.as_str());
     let sync = spawn(&["sync", "-c", cfg]);
-    wait_equal(&source, &target, "public.t", MINUTE);
+    wait_equal(source, target, "public.t", MINUTE);
     std::thread::sleep(Duration::from_secs(1));
     signal(sync.id(), "TERM");
     let out = sync.wait_with_output().unwrap();

@@ -110,3 +110,30 @@ pub fn peak_rss_kb(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// A source with `schema`, an empty target, and a `ferry.toml` with the `sync` lines.
+pub struct Pipeline {
+    pub source: TempCluster,
+    pub target: TempCluster,
+    pub dir: tempfile::TempDir,
+    pub cfg: String,
+}
+
+impl Pipeline {
+    pub fn new(schema: &str, sync: &str) -> Self {
+        let source = TempCluster::new().unwrap();
+        let target = TempCluster::new().unwrap();
+        source.psql(schema).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &source, &target, sync)
+            .to_str()
+            .unwrap()
+            .to_owned();
+        Pipeline {
+            source,
+            target,
+            dir,
+            cfg,
+        }
+    }
+}
