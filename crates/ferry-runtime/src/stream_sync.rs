@@ -154,13 +154,8 @@ pub async fn run_stream_sync(
     let _heartbeat = options
         .heartbeat
         .map(|every| AbortOnDrop(tokio::spawn(heartbeat(options.full.source.clone(), every))));
-    let decoder = decoder::StreamDecoder::new(
-        options.plugin,
-        &options.full.source,
-        &options.full.tables,
-        start,
-    )
-    .await?;
+    let decoder =
+        decoder::StreamDecoder::new(options.plugin, &options.full.source, &tables, start).await?;
     let mut feed = feed::Feed::start(stream);
     let feedback = feed.feedback();
     let mut apply = Applier::new(

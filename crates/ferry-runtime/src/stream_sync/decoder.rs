@@ -27,13 +27,13 @@ pub enum StreamDecoder {
 }
 
 impl StreamDecoder {
-    /// A decoder for `plugin`, streaming the `tables` of `source` from `start`.
-    /// decoderbufs learns each selected table's replica identity from the source catalog, as
-    /// it sends none.
+    /// A decoder for `plugin`, streaming from `start`. decoderbufs learns the replica
+    /// identity of each of the `selected` tables ([`selected_tables`]) from the source
+    /// catalog, as it sends none.
     pub async fn new(
         plugin: Plugin,
         source: &ConnParams,
-        tables: &TableSelection,
+        selected: &[TableName],
         start: Lsn,
     ) -> Result<Self, SyncError> {
         Ok(match plugin {
@@ -41,7 +41,7 @@ impl StreamDecoder {
             Plugin::Wal2json => StreamDecoder::Wal2json(Wal2JsonDecoder::new()),
             Plugin::Decoderbufs => {
                 let mut decoder = DecoderbufsDecoder::new(start);
-                for (table, identity) in identities(source, tables).await? {
+                for (table, identity) in identities(source, selected).await? {
                     decoder.set_identity(table, identity);
                 }
                 StreamDecoder::Decoderbufs(decoder)
@@ -149,9 +149,8 @@ fn wal2json_tables(tables: &[TableName]) -> String {
 /// source catalog.
 async fn identities(
     source: &ConnParams,
-    tables: &TableSelection,
+    selected: &[TableName],
 ) -> Result<Vec<(TableName, TableIdentity)>, SyncError> {
-    let selected = selected_tables(source, tables).await?;
     let (client, _) = super::setup::connect_source(source).await?;
     let rows = client
         .query(

@@ -167,7 +167,7 @@ async fn stream(
     let mut stream = client
         .start_logical_replication(&slot, start, &plugin_opts)
         .await?;
-    let mut decoder = StreamDecoder::new(plugin, &pipeline.source.conn, tables, start).await?;
+    let mut decoder = StreamDecoder::new(plugin, &pipeline.source.conn, &selected, start).await?;
     let started = std::time::Instant::now();
     let mut transactions = 0u64;
     let mut relations: HashMap<RelationId, Relation> = HashMap::new();
