@@ -43,7 +43,9 @@ impl ReplicationStream {
         ReplicationStream {
             client,
             received: start,
-            durable: start,
+            // Nothing is declared durable until the caller says so: a flush of 0 is ignored
+            // by the server, while the start position may not be durable on the target yet.
+            durable: Lsn::ZERO,
             status_interval: DEFAULT_STATUS_INTERVAL,
             next_status: Instant::now() + DEFAULT_STATUS_INTERVAL,
             finished: false,

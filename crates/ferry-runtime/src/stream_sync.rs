@@ -150,7 +150,6 @@ pub async fn run_stream_sync(
         .start_logical_replication(&options.slot, start, &plugin_options)
         .await
         .map_err(|e| slot_error(options, e))?;
-    stream.confirm_durable(start);
     let _heartbeat = options
         .heartbeat
         .map(|every| AbortOnDrop(tokio::spawn(heartbeat(options.full.source.clone(), every))));
@@ -167,6 +166,9 @@ pub async fn run_stream_sync(
         accepted,
         progress.clone(),
     );
+    // The stored position may come from an asynchronous commit the target has not flushed:
+    // it is confirmed like any other commit, once the target's flush passes it.
+    apply.resume_from_stored(&feedback).await?;
     let result = apply_loop(&mut apply, &mut feed, &feedback, &mut stop).await;
     if result.is_ok() {
         apply.finish(&feedback).await;

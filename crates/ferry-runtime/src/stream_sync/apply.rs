@@ -7,8 +7,9 @@
 //! Stopping keeps every complete transaction of the group: a partial one is cut off if none
 //! of it was sent yet, otherwise the whole group rolls back (the server sends it again).
 //!
-//! Changes inside stream blocks go to [`Streams`]; a Stream Commit first commits the group
-//! (its transactions committed earlier on the source, and it holds the progress row).
+//! Changes inside stream blocks go to [`Streams`]. Every Stream Start and Stream Commit
+//! first commits the group: its transactions committed earlier on the source, a block may
+//! change rows they wrote, and the group holds the progress row.
 
 use std::time::Instant;
 
@@ -120,6 +121,20 @@ impl<'a> Applier<'a> {
             durability: Durability::default(),
             totals: Totals::default(),
         }
+    }
+
+    /// Treats the stored start position as a commit that becomes durable once the target's
+    /// flush passes its WAL insert position now.
+    pub(super) async fn resume_from_stored(
+        &mut self,
+        feedback: &Feedback,
+    ) -> Result<(), SyncError> {
+        let (inserted, flushed) = durable::wal_positions(&mut self.target).await?;
+        durable_now(
+            self.durability.committed(inserted, self.applied, flushed),
+            feedback,
+        );
+        Ok(())
     }
 
     /// Complete transactions wait in the group, and none is half read.
@@ -286,7 +301,13 @@ impl<'a> Applier<'a> {
                     feedback.status_now();
                 }
             }
-            Change::StreamStart { xid, .. } => self.streams.start(xid).await?,
+            Change::StreamStart { xid, .. } => {
+                // The group holds transactions that committed on the source before this
+                // block was decoded; the block may change their rows (it took their locks
+                // after they committed), so they must be visible on the target first.
+                self.commit_group(feedback).await?;
+                self.streams.start(xid).await?
+            }
             Change::StreamStop => self.streams.stop().await?,
             Change::StreamAbort { xid, subxid, .. } => self.streams.abort(xid, subxid).await?,
             Change::StreamCommit {

@@ -7,6 +7,9 @@
 //! paired with the source position it stores, and a source position is confirmed once the
 //! target's flush position has passed its commit. If the target crashes before that flush,
 //! the commit and its progress row are lost together and the source sends the changes again.
+//! A run's stored position counts as such a commit too: the run that wrote it may have been
+//! killed before the target flushed it, so a new run confirms it only once the target's
+//! flush passes the insert position read at its start.
 //!
 //! ```text
 //!  COMMIT; SELECT pg_current_wal_insert_lsn(), pg_current_wal_flush_lsn()
@@ -80,13 +83,18 @@ pub(super) fn positions(results: &[QueryResult]) -> Result<(Lsn, Lsn), SyncError
     Ok((lsn(0)?, lsn(1)?))
 }
 
-/// The target's WAL flush position now.
-pub(super) async fn flush_position(target: &mut ReplicationClient) -> Result<Lsn, SyncError> {
+/// The target's WAL insert and flush positions now.
+pub(super) async fn wal_positions(target: &mut ReplicationClient) -> Result<(Lsn, Lsn), SyncError> {
     let results = target
-        .simple_query("SELECT pg_current_wal_flush_lsn()::text, pg_current_wal_flush_lsn()::text")
+        .simple_query("SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text")
         .await
         .map_err(|e| SyncError::session("reading the target's WAL flush position", e))?;
-    Ok(positions(&results)?.1)
+    positions(&results)
+}
+
+/// The target's WAL flush position now.
+pub(super) async fn flush_position(target: &mut ReplicationClient) -> Result<Lsn, SyncError> {
+    Ok(wal_positions(target).await?.1)
 }
 
 #[cfg(test)]

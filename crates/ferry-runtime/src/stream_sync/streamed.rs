@@ -11,9 +11,13 @@
 //!  Stream Commit(xid)     progress row, COMMIT, the connection goes back to the idle pool
 //! ```
 //!
-//! Why concurrent target transactions are safe: a streamed transaction holds locks on the
-//! target only on rows its source transaction changed, and on the source no transaction that
-//! commits before it can have touched those rows (it would have waited for its lock). When
+//! Why concurrent target transactions are safe: every block starts only after the group of
+//! plain transactions before it has committed on the target (apply.rs), so a row that an
+//! earlier commit wrote is there when the block changes it. A streamed transaction holds
+//! locks on the target only on rows its source transaction changed, and on the source no
+//! transaction can touch those rows after it and commit before it (it would wait for its
+//! lock); a change that arrives after one of its blocks belongs to a transaction that
+//! committed after the block's changes were made, and the next block again waits for it. When
 //! the target disagrees anyway (its own triggers, a user's lock), a wait could close a cycle
 //! through Ferry that PostgreSQL cannot see; `lock_timeout` breaks it, and the pipeline
 //! restarts with streaming off ([`SyncError::StreamingConflict`]).

@@ -1,0 +1,169 @@
+//! Loss paths found from outside, each forced deterministically: a streamed transaction that
+//! would overtake the commits before it, a restart that would confirm what the target had
+//! not flushed, a stalled apply behind a full read-ahead.
+
+#[path = "support/sync_support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use ferry_runtime::{run_stream_sync, BatchLimits, Progress, StreamSyncOptions};
+use ferry_testkit::TempCluster;
+use support::*;
+use tokio::sync::watch;
+
+type Run = tokio::task::JoinHandle<Result<(), ferry_runtime::SyncError>>;
+
+/// Runs the pipeline in the background until the returned sender says stop.
+fn start(options: StreamSyncOptions) -> (watch::Sender<bool>, Run) {
+    let (stop, stop_rx) = watch::channel(false);
+    let sync =
+        tokio::spawn(async move { run_stream_sync(&options, &Progress::none(), stop_rx).await });
+    (stop, sync)
+}
+
+async fn stop_run(stop: watch::Sender<bool>, sync: Run) {
+    stop.send(true).unwrap();
+    sync.await.unwrap().unwrap();
+}
+
+/// A (large, streamed before it commits) begins; B inserts row 5 and commits; A updates row
+/// 5 and commits. B's commit reaches Ferry before the block of A that updates row 5, so the
+/// group holding B must be committed before that block is applied on A's own connection.
+/// The whole workload runs while Ferry is stopped, so on restart every message is already
+/// waiting in the read-ahead and a group never commits for lack of input; groups are allowed
+/// a minute, so no time bound commits one either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_transaction_sees_rows_committed_before_its_block() {
+    let source = TempCluster::builder()
+        .setting("logical_decoding_work_mem", "64kB")
+        .start()
+        .unwrap();
+    let target = TempCluster::new().unwrap();
+    source
+        .psql("CREATE TABLE public.t (id int PRIMARY KEY, v text)")
+        .unwrap();
+    let mut options = stream_options(&source, &target);
+    options.batch = BatchLimits {
+        max_delay: Duration::from_secs(60),
+        ..BatchLimits::default()
+    };
+    let (stop, sync) = start(options.clone());
+    wait_equal(&source, &target, "public.t").await;
+    stop_run(stop, sync).await;
+
+    let a = source.admin_client().await;
+    let b = source.admin_client().await;
+    let filler = |from: i32, to: i32| {
+        format!(
+            "INSERT INTO public.t SELECT g, repeat('f', 200) FROM generate_series({from}, {to}) g"
+        )
+    };
+    for round in 0..100 {
+        let row = 1_000_000 + round;
+        let base = round * 10_000;
+        a.batch_execute(&format!("BEGIN; {}", filler(base + 1, base + 1000)))
+            .await
+            .unwrap();
+        b.batch_execute(&format!("INSERT INTO public.t VALUES ({row}, 'b')"))
+            .await
+            .unwrap();
+        a.batch_execute(&format!(
+            "UPDATE public.t SET v = 'a' WHERE id = {row}; {}; COMMIT",
+            filler(base + 1001, base + 2000)
+        ))
+        .await
+        .unwrap();
+    }
+    let (stop, sync) = start(options);
+    wait_equal(&source, &target, "public.t").await;
+    stop_run(stop, sync).await;
+    assert_eq!(
+        target
+            .psql("SELECT count(*) FROM public.t WHERE v = 'a'")
+            .unwrap()
+            .trim(),
+        "100"
+    );
+    let streamed: i64 = source
+        .psql("SELECT coalesce(sum(stream_txns), 0) FROM pg_stat_replication_slots")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(streamed > 0, "no transaction was streamed");
+}
+
+/// Sends `signal` (a `kill` name) to the target's WAL writer.
+fn signal_wal_writer(cluster: &TempCluster, signal: &str) {
+    let pid = cluster
+        .psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'walwriter'")
+        .unwrap();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), pid.trim()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// A run killed right after an asynchronous commit on the target leaves a stored position
+/// that the target has not flushed. The next run must not confirm it to the source before
+/// the target's flush passes it: here the target's WAL writer is stopped, so the commit
+/// stays in its WAL buffers, and a crash of the target then loses it. With the position
+/// unconfirmed the source sends the transaction again; confirmed, it would be gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_confirms_the_stored_position_only_once_the_target_flushed_it() {
+    let source = TempCluster::new().unwrap();
+    // Nothing on the target may flush WAL behind the test's back: no autovacuum (its
+    // commits are synchronous), no background writer flushing for dirty pages.
+    let target = TempCluster::builder()
+        .setting("autovacuum", "off")
+        .setting("bgwriter_lru_maxpages", "0")
+        .start()
+        .unwrap();
+    source
+        .psql("CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t VALUES (1, 'copied')")
+        .unwrap();
+    let options = stream_options(&source, &target);
+    let (stop, sync) = start(options.clone());
+    wait_equal(&source, &target, "public.t").await;
+    stop_run(stop, sync).await;
+    target.psql("CHECKPOINT").unwrap();
+
+    signal_wal_writer(&target, "STOP");
+    source
+        .psql("INSERT INTO public.t VALUES (2, 'unflushed on the target')")
+        .unwrap();
+    let (_stop, sync) = start(options.clone());
+    wait_equal(&source, &target, "public.t").await;
+    sync.abort();
+    let _ = sync.await;
+    wait_slots_released(&source).await;
+
+    // This run reads the position that stores row 2, and stops again.
+    let (stop, sync) = start(options.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop_run(stop, sync).await;
+
+    // The target crashes: its shared memory, with the WAL buffers, is gone.
+    signal_wal_writer(&target, "KILL");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let count = loop {
+        match target.psql("SELECT count(*) FROM public.t") {
+            Ok(count) => break count,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("the target did not come back: {e}"),
+        }
+    };
+    assert_eq!(
+        count.trim(),
+        "1",
+        "the crash was meant to lose the unflushed commit of row 2"
+    );
+
+    let (stop, sync) = start(options);
+    wait_equal(&source, &target, "public.t").await;
+    stop_run(stop, sync).await;
+}
