@@ -70,6 +70,11 @@ impl ReplicationStream {
         self.next_status = self.next_status.min(Instant::now() + within);
     }
 
+    /// When the next status update is due if nothing prompts one earlier.
+    pub fn next_status_at(&self) -> Instant {
+        self.next_status
+    }
+
     /// The position last declared durable.
     pub fn durable(&self) -> Lsn {
         self.durable

@@ -146,7 +146,7 @@ pub async fn run_stream_sync(
         .map(|(k, v)| (*k, v.as_str()))
         .collect();
     tracing::info!(slot = %options.slot, plugin = options.plugin.name(), lsn = %start, streaming, "streaming");
-    let mut stream = client
+    let stream = client
         .start_logical_replication(&options.slot, start, &plugin_options)
         .await
         .map_err(|e| slot_error(options, e))?;

@@ -167,3 +167,45 @@ async fn restart_confirms_the_stored_position_only_once_the_target_flushed_it() 
     wait_equal(&source, &target, "public.t").await;
     stop_run(stop, sync).await;
 }
+
+/// The apply waits on a lock on the target for three times the source's
+/// `wal_sender_timeout` while more than the read-ahead's worth of changes waits: the reader,
+/// unable to read further, must still tell the server it is alive, or the server drops the
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_apply_behind_a_full_read_ahead_keeps_the_connection() {
+    let source = TempCluster::builder()
+        .setting("wal_sender_timeout", "2s")
+        .start()
+        .unwrap();
+    let target = TempCluster::new().unwrap();
+    source
+        .psql("CREATE TABLE public.t (id int PRIMARY KEY, v text)")
+        .unwrap();
+    let (stop, sync) = start(stream_options(&source, &target));
+    wait_equal(&source, &target, "public.t").await;
+
+    let blocker = target.admin_client().await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE public.t IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    for batch in 0..50 {
+        source
+            .psql(&format!(
+                "INSERT INTO public.t SELECT g, repeat(md5(g::text), 32) FROM generate_series({}, {}) g",
+                batch * 1000 + 1,
+                batch * 1000 + 1000
+            ))
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    blocker.batch_execute("COMMIT").await.unwrap();
+    wait_equal(&source, &target, "public.t").await;
+    assert!(!sync.is_finished(), "the run ended while stalled");
+    stop_run(stop, sync).await;
+    assert!(
+        !source.server_log().contains("replication timeout"),
+        "the server timed the stream out"
+    );
+}

@@ -113,6 +113,76 @@ impl Feed {
     }
 }
 
+/// While the apply is behind and the reader cannot hand a message on, a status update goes
+/// out at least this often: the server's keepalives are not being read meanwhile, and an
+/// apply stalled longer than `wal_sender_timeout` (a lock wait, a table rewrite) must not
+/// make the server drop the connection.
+const STALLED_STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// What the reader does after a signal from the apply.
+enum Next {
+    Go,
+    Stop,
+}
+
+/// Acts on a signal from the apply.
+async fn on_signal(
+    stream: &mut ReplicationStream,
+    signal: Option<Signal>,
+    tx: &mpsc::Sender<Result<Received, ferry_pgwire::Error>>,
+) -> Next {
+    match signal {
+        Some(Signal::Durable(lsn)) => {
+            stream.confirm_durable(lsn);
+            stream.status_within(STATUS_AFTER_COMMIT);
+            Next::Go
+        }
+        Some(Signal::StatusNow) => match stream.send_status(false).await {
+            Ok(()) => Next::Go,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                Next::Stop
+            }
+        },
+        Some(Signal::Finish) | None => {
+            // The apply is done: tell the server what it confirmed last.
+            let _ = stream.send_status(false).await;
+            Next::Stop
+        }
+    }
+}
+
+/// Waits for `ready` (room in the read-ahead) while still answering the apply's signals and
+/// sending status updates; `None` when the reader must stop.
+async fn wait_for_room<T>(
+    stream: &mut ReplicationStream,
+    feedback: &mut mpsc::UnboundedReceiver<Signal>,
+    tx: &mpsc::Sender<Result<Received, ferry_pgwire::Error>>,
+    ready: impl std::future::Future<Output = Option<T>>,
+) -> Option<T> {
+    tokio::pin!(ready);
+    loop {
+        let due = stream
+            .next_status_at()
+            .min(tokio::time::Instant::now() + STALLED_STATUS_EVERY);
+        tokio::select! {
+            biased;
+            signal = feedback.recv() => {
+                if let Next::Stop = on_signal(stream, signal, tx).await {
+                    return None;
+                }
+            }
+            got = &mut ready => return got,
+            () = tokio::time::sleep_until(due) => {
+                if let Err(e) = stream.send_status(false).await {
+                    let _ = tx.send(Err(e)).await;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 async fn read(
     mut stream: ReplicationStream,
     tx: mpsc::Sender<Result<Received, ferry_pgwire::Error>>,
@@ -122,23 +192,11 @@ async fn read(
     loop {
         tokio::select! {
             biased;
-            signal = feedback.recv() => match signal {
-                Some(Signal::Durable(lsn)) => {
-                    stream.confirm_durable(lsn);
-                    stream.status_within(STATUS_AFTER_COMMIT);
-                }
-                Some(Signal::StatusNow) => {
-                    if let Err(e) = stream.send_status(false).await {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                }
-                Some(Signal::Finish) | None => {
-                    // The apply is done: tell the server what it confirmed last.
-                    let _ = stream.send_status(false).await;
+            signal = feedback.recv() => {
+                if let Next::Stop = on_signal(&mut stream, signal, &tx).await {
                     return;
                 }
-            },
+            }
             message = stream.next() => {
                 let message = match message {
                     Ok(Some(message)) => message,
@@ -153,13 +211,18 @@ async fn read(
                     ReplicationMessage::PrimaryKeepalive(_) => 0,
                 };
                 let permits = u32::try_from(size.clamp(1, READ_AHEAD_BYTES)).unwrap_or(u32::MAX);
-                let Ok(permit) = budget.clone().acquire_many_owned(permits).await else {
+                let room = budget.clone().acquire_many_owned(permits);
+                let Some(permit) =
+                    wait_for_room(&mut stream, &mut feedback, &tx, async { room.await.ok() }).await
+                else {
                     return;
                 };
-                if tx.send(Ok(Received { message, _budget: permit })).await.is_err() {
+                let slot = wait_for_room(&mut stream, &mut feedback, &tx, async { tx.reserve().await.ok() });
+                let Some(slot) = slot.await else {
                     let _ = stream.send_status(false).await;
                     return;
-                }
+                };
+                slot.send(Ok(Received { message, _budget: permit }));
             }
         }
     }
