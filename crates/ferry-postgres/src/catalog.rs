@@ -8,6 +8,9 @@
 use ferry_core::TableName;
 use tokio_postgres::Client;
 
+mod publication;
+pub use publication::{publication, PublicationInfo};
+
 /// Server facts every check needs.
 #[derive(Debug, Clone)]
 pub struct ServerInfo {
@@ -232,6 +235,8 @@ pub struct TableInfo {
     pub can_select: bool,
     /// The current role owns the table (or is a member of its owner).
     pub owned: bool,
+    /// UNLOGGED: its changes never reach the WAL, so no plugin can send them.
+    pub unlogged: bool,
 }
 
 impl TableInfo {
@@ -262,9 +267,9 @@ pub async fn tables(
                 EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
                 EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident),
                 has_table_privilege(c.oid, 'SELECT'),
-                pg_has_role(c.relowner, 'USAGE')
+                pg_has_role(c.relowner, 'USAGE'), c.relpersistence = 'u'
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind IN ('r', 'p')
+         WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
            AND n.nspname NOT LIKE 'pg\\_%'
          ORDER BY 1, 2"
@@ -290,11 +295,24 @@ pub async fn tables(
                 has_identity_index: row.get(7),
                 can_select: row.get(8),
                 owned: row.get(9),
+                unlogged: row.get(10),
             }
         })
         .collect())
 }
 
+/// Each partition's parent, by oid (`pg_inherits` rows of partitions; inheritance children
+/// that are not partitions are left out: their changes are their own table's).
+pub async fn partition_parents(client: &Client) -> Result<Vec<(u32, u32)>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT i.inhrelid, i.inhparent FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relispartition",
+            &[],
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+}
 /// A column of a table, with its exact SQL type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnInfo {
@@ -331,57 +349,6 @@ pub async fn columns(
             has_default: row.get(4),
         })
         .collect())
-}
-
-/// A publication and what it publishes.
-#[derive(Debug, Clone)]
-pub struct PublicationInfo {
-    pub all_tables: bool,
-    pub insert: bool,
-    pub update: bool,
-    pub delete: bool,
-    pub truncate: bool,
-    pub owned: bool,
-    pub tables: Vec<TableName>,
-}
-
-/// The publication `name`, if it exists.
-pub async fn publication(
-    client: &Client,
-    version_num: u32,
-    name: &str,
-) -> Result<Option<PublicationInfo>, tokio_postgres::Error> {
-    let truncate = if version_num >= 110_000 {
-        "p.pubtruncate"
-    } else {
-        "false"
-    };
-    let sql = format!(
-        "SELECT p.puballtables, p.pubinsert, p.pubupdate, p.pubdelete, {truncate},
-                pg_has_role(p.pubowner, 'USAGE')
-         FROM pg_publication p WHERE p.pubname = $1"
-    );
-    let Some(row) = client.query_opt(&sql, &[&name]).await? else {
-        return Ok(None);
-    };
-    let tables = client
-        .query(
-            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
-            &[&name],
-        )
-        .await?
-        .into_iter()
-        .map(|r| TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
-        .collect();
-    Ok(Some(PublicationInfo {
-        all_tables: row.get(0),
-        insert: row.get(1),
-        update: row.get(2),
-        delete: row.get(3),
-        truncate: row.get(4),
-        owned: row.get(5),
-        tables,
-    }))
 }
 
 /// A table of the target that has the name of a source table, with the current role's

@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod check;
 mod plugin;
+pub mod publication;
 pub mod schema;
 mod selection;
 pub mod sink;
@@ -16,4 +17,6 @@ pub mod source;
 pub mod verify;
 
 pub use plugin::Plugin;
-pub use selection::{TablePattern, TableSelection};
+pub use selection::{
+    read_selection, resolve, ResolvedSelection, SelectedTable, TablePattern, TableSelection,
+};

@@ -9,6 +9,9 @@ use std::fmt;
 
 use ferry_core::TableName;
 
+mod resolve;
+pub use resolve::{read as read_selection, resolve, ResolvedSelection, SelectedTable};
+
 /// One `schema.table` pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TablePattern {
@@ -18,19 +21,37 @@ pub struct TablePattern {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    /// Matched exactly (a quoted part, or one without wildcards).
-    Exact(String),
-    /// Contains `*` or `?`.
-    Glob(String),
+struct Part {
+    /// The name, folded to lower case unless quoted.
+    name: String,
+    /// Contains `*` or `?` (never in a quoted part).
+    glob: bool,
+    /// Written in double quotes, so taken as written.
+    quoted: bool,
 }
 
 impl Part {
     fn matches(&self, name: &str) -> bool {
-        match self {
-            Part::Exact(exact) => exact == name,
-            Part::Glob(glob) => glob_matches(glob, name),
+        if self.glob {
+            glob_matches(&self.name, name)
+        } else {
+            self.name == name
         }
+    }
+
+    /// The part as it would be written to match what it matches now.
+    fn display(&self) -> String {
+        if self.glob {
+            self.name.clone()
+        } else {
+            ferry_core::quote_ident(&self.name)
+        }
+    }
+
+    /// Whether it would match `name` had it been quoted as `name` is spelled: an unquoted
+    /// part that differs from `name` only in case.
+    fn matches_but_for_case(&self, name: &str) -> bool {
+        !self.quoted && !self.matches(name) && self.matches(&name.to_lowercase())
     }
 }
 
@@ -39,7 +60,14 @@ impl TablePattern {
     pub fn parse(text: &str) -> Result<TablePattern, String> {
         let parts = split_parts(text)?;
         let (schema, table) = match parts.len() {
-            1 => (Part::Exact("public".to_owned()), parts[0].clone()),
+            1 => (
+                Part {
+                    name: "public".to_owned(),
+                    glob: false,
+                    quoted: false,
+                },
+                parts[0].clone(),
+            ),
             2 => (parts[0].clone(), parts[1].clone()),
             _ => {
                 return Err(format!(
@@ -57,15 +85,46 @@ impl TablePattern {
 
     /// The one table this pattern names, when it has no wildcard.
     pub fn exact_name(&self) -> Option<TableName> {
-        match (&self.schema, &self.table) {
-            (Part::Exact(schema), Part::Exact(name)) => Some(TableName::new(schema, name)),
-            _ => None,
-        }
+        (!self.schema.glob && !self.table.glob)
+            .then(|| TableName::new(&self.schema.name, &self.table.name))
     }
 
     /// Whether `table` matches this pattern.
     pub fn matches(&self, table: &TableName) -> bool {
         self.schema.matches(&table.schema) && self.table.matches(&table.name)
+    }
+
+    /// For a pattern that matches none of `tables`: the quoted pattern that would match the
+    /// tables it misses only because unquoted names fold to lower case (`Odd Schema.*` →
+    /// `"Odd Schema".*`), if there are any.
+    pub fn quoted_suggestion(&self, tables: &[TableName]) -> Option<String> {
+        let part = |p: &Part, name: &str| -> Option<String> {
+            if p.matches(name) {
+                Some(if p.quoted || p.glob {
+                    p.display()
+                } else {
+                    ferry_core::quote_ident(name)
+                })
+            } else if p.matches_but_for_case(name) {
+                Some(ferry_core::quote_ident(name))
+            } else {
+                None
+            }
+        };
+        let mut found: Vec<String> = tables
+            .iter()
+            .filter(|t| !self.matches(t))
+            .filter_map(|t| {
+                Some(format!(
+                    "{}.{}",
+                    part(&self.schema, &t.schema)?,
+                    part(&self.table, &t.name)?
+                ))
+            })
+            .collect();
+        found.sort();
+        found.dedup();
+        (!found.is_empty()).then(|| found.join(", "))
     }
 }
 
@@ -97,7 +156,11 @@ fn split_parts(text: &str) -> Result<Vec<Part>, String> {
                     }
                 }
             }
-            Part::Exact(name)
+            Part {
+                name,
+                glob: false,
+                quoted: true,
+            }
         } else {
             let mut name = String::new();
             while let Some(&c) = chars.peek() {
@@ -115,10 +178,10 @@ fn split_parts(text: &str) -> Result<Vec<Part>, String> {
             if name.is_empty() {
                 return Err(format!("table pattern {text:?} has an empty part"));
             }
-            if name.contains(['*', '?']) {
-                Part::Glob(name)
-            } else {
-                Part::Exact(name)
+            Part {
+                glob: name.contains(['*', '?']),
+                name,
+                quoted: false,
             }
         };
         parts.push(part);
@@ -189,6 +252,16 @@ impl TableSelection {
         self.include.iter().any(|p| p.matches(table))
             && !self.exclude.iter().any(|p| p.matches(table))
     }
+
+    /// The include patterns that match none of `tables`, each with the quoted form that
+    /// would match what it misses by case alone (see [`TablePattern::quoted_suggestion`]).
+    pub fn unmatched(&self, tables: &[TableName]) -> Vec<(String, Option<String>)> {
+        self.include
+            .iter()
+            .filter(|p| !tables.iter().any(|t| p.matches(t)))
+            .map(|p| (p.to_string(), p.quoted_suggestion(tables)))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +309,36 @@ mod tests {
         let s = TableSelection::parse(&["public.*".into()], &["public.tmp_*".into()]).unwrap();
         assert!(s.matches(&t("public", "orders")));
         assert!(!s.matches(&t("public", "tmp_x")));
+    }
+
+    #[test]
+    fn a_pattern_that_misses_by_case_alone_suggests_its_quoted_form() {
+        let tables = [
+            t("Odd Schema", "T1"),
+            t("Odd Schema", "t2"),
+            t("public", "Mixed"),
+        ];
+        let s = TableSelection::parse(
+            &[
+                "Odd Schema.*".into(),
+                "mixed".into(),
+                "public.nothing*".into(),
+                "\"Odd Schema\".t2".into(),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.unmatched(&tables),
+            vec![
+                (
+                    "Odd Schema.*".to_owned(),
+                    Some("\"Odd Schema\".*".to_owned())
+                ),
+                ("mixed".to_owned(), Some("\"public\".\"Mixed\"".to_owned())),
+                ("public.nothing*".to_owned(), None),
+            ]
+        );
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub enum SyncError {
         table: Option<TableName>,
         message: String,
     },
+    #[error("{problem}; to fix it: {fix}")]
+    Refused { problem: String, fix: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -181,6 +183,7 @@ impl SyncError {
             | SyncError::TargetTableMissing { .. }
             | SyncError::SlotGone { .. }
             | SyncError::Decode { .. }
+            | SyncError::Refused { .. }
             | SyncError::Internal(_) => false,
             SyncError::StreamingConflict(_) | SyncError::BatchConflict(_) => true,
         }

@@ -41,7 +41,9 @@ use crate::progress::{FullSyncSummary, Progress, SyncEvent};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotSource {
     /// Create the logical slot `name` with an exported snapshot, so streaming can continue
-    /// exactly where the copy ends; drop it at the end unless `keep`.
+    /// exactly where the copy ends. Unless `keep`, the slot is temporary (gone when the
+    /// copy's snapshot connection closes, whatever ends the run): only its consistent point
+    /// and snapshot are wanted.
     Slot {
         name: String,
         plugin: Plugin,
@@ -425,7 +427,7 @@ enum SnapshotHolder {
 impl SnapshotHolder {
     async fn open(options: &FullSyncOptions) -> Result<Self, SyncError> {
         match &options.snapshot {
-            SnapshotSource::Slot { name, plugin, .. } => {
+            SnapshotSource::Slot { name, plugin, keep } => {
                 let mut client =
                     ReplicationClient::connect(&options.source)
                         .await
@@ -433,8 +435,10 @@ impl SnapshotHolder {
                             slot: name.clone(),
                             source,
                         })?;
+                // A slot that is not kept lives only as long as this connection: a crash
+                // during the copy leaves nothing behind to pin WAL.
                 let options = SlotOptions {
-                    temporary: false,
+                    temporary: !keep,
                     snapshot: SnapshotAction::Export,
                 };
                 let created = client

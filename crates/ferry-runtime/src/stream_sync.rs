@@ -24,6 +24,9 @@ mod apply;
 pub mod decoder;
 mod durable;
 mod feed;
+mod observe;
+pub mod plan;
+mod reconcile;
 mod relations;
 mod setup;
 pub use setup::record_last_error;
@@ -39,7 +42,6 @@ use crate::error::SyncError;
 use crate::full_sync::FullSyncOptions;
 use crate::progress::Progress;
 use apply::Applier;
-use ferry_core::Lsn;
 
 /// The prefix of Ferry's heartbeat messages in the source's WAL.
 pub const HEARTBEAT_PREFIX: &str = "ferry.heartbeat";
@@ -101,22 +103,15 @@ pub async fn run_stream_sync(
 ) -> Result<(), SyncError> {
     let mut target = setup::session(&options.full.target).await?;
     setup::lock_pipeline(options, &mut target).await?;
-    let (start, starts) = match setup::stored_position(options, &mut target).await? {
-        Some(lsn) if !lsn.is_zero() => (
-            lsn,
-            tables::sync_tables(options, &mut target, progress).await?,
-        ),
-        // No position yet, or 0/0: a first run that stopped before its copy finished.
-        marker => {
-            setup::ensure_publication(options).await?;
-            setup::save_position(options, &mut target, Lsn::ZERO).await?;
-            let selected = tables::selected(options).await?;
-            let position = setup::initial_position(options, progress, marker.is_some()).await?;
-            tables::record(options, &mut target, &selected, Some(Lsn::ZERO)).await?;
-            setup::save_position(options, &mut target, position).await?;
-            (position, tables::Starts::new())
-        }
-    };
+    setup::create_progress(options, &mut target).await?;
+    tables::create(options, &mut target).await?;
+    let seen = observe::observe(options).await?;
+    let plan = plan::compute(options, &seen)?;
+    for warning in &plan.warnings {
+        tracing::warn!(pipeline = %options.pipeline, "{warning}");
+    }
+    tracing::info!(pipeline = %options.pipeline, "{}", plan.to_string().trim_end());
+    let (start, starts) = reconcile::act(options, &plan, &mut target, progress).await?;
     let client = ReplicationClient::connect(&options.full.source)
         .await
         .map_err(|e| SyncError::session("opening a replication connection", e))?;
@@ -126,20 +121,16 @@ pub async fn run_stream_sync(
     // copy: that needs each change's commit position, which a streamed transaction lacks.
     let adding = starts.values().any(|s| *s > start);
     let streaming = pgoutput && options.streaming && version >= 14 && !adding;
-    let tables = if options.plugin == ferry_postgres::Plugin::Pgoutput {
-        Vec::new()
-    } else {
-        decoder::selected_tables(&options.full.source, &options.full.tables).await?
-    };
-    // decoderbufs cannot be told which tables: the others are dropped here.
-    let accepted = (options.plugin == ferry_postgres::Plugin::Decoderbufs)
-        .then(|| tables.iter().cloned().collect());
+    let tables = &plan.carried;
+    // Only the carried tables are applied: decoderbufs cannot be told which tables, and a
+    // publication may publish more than the selection (all tables, whole schemas).
+    let accepted = tables.iter().cloned().collect();
     let plugin_options = decoder::plugin_options(
         options.plugin,
         &options.publication,
         version,
         streaming,
-        &tables,
+        tables,
     );
     let plugin_options: Vec<(&str, &str)> = plugin_options
         .iter()
@@ -154,7 +145,7 @@ pub async fn run_stream_sync(
         .heartbeat
         .map(|every| AbortOnDrop(tokio::spawn(heartbeat(options.full.source.clone(), every))));
     let decoder =
-        decoder::StreamDecoder::new(options.plugin, &options.full.source, &tables, start).await?;
+        decoder::StreamDecoder::new(options.plugin, &options.full.source, tables, start).await?;
     let mut feed = feed::Feed::start(stream);
     let feedback = feed.feedback();
     let mut apply = Applier::new(

@@ -79,8 +79,8 @@ pub(super) struct Applier<'a> {
     /// Tables added to the pipeline after its copy, and where their changes start.
     starts: super::tables::Starts,
     progress: crate::progress::Progress,
-    /// The tables to apply, when the plugin cannot filter them on the server.
-    accepted: Option<std::collections::HashSet<ferry_core::TableName>>,
+    /// The carried tables: changes of others are dropped.
+    accepted: std::collections::HashSet<ferry_core::TableName>,
     /// Relations of tables outside the selection (sent by plugins that cannot filter).
     ignored: std::collections::HashSet<RelationId>,
     relations: RelationCache,
@@ -100,7 +100,7 @@ impl<'a> Applier<'a> {
         decoder: StreamDecoder,
         start: Lsn,
         starts: super::tables::Starts,
-        accepted: Option<std::collections::HashSet<ferry_core::TableName>>,
+        accepted: std::collections::HashSet<ferry_core::TableName>,
         progress: crate::progress::Progress,
     ) -> Self {
         Applier {
@@ -201,7 +201,7 @@ impl<'a> Applier<'a> {
     /// other plugins are told the tables on the server).
     fn selected(&mut self, relation: &ferry_core::Relation) -> bool {
         let table = ferry_postgres::sink::apply::target_table(relation);
-        if self.accepted.as_ref().is_none_or(|a| a.contains(&table)) {
+        if self.accepted.contains(&table) {
             self.ignored.remove(&relation.id);
             true
         } else {

@@ -192,37 +192,8 @@ pub async fn selected_tables(
     tables: &TableSelection,
 ) -> Result<Vec<TableName>, SyncError> {
     let (client, version) = super::setup::connect_source(source).await?;
-    let all = ferry_postgres::catalog::tables(&client, version)
+    let resolved = ferry_postgres::read_selection(&client, version, tables)
         .await
         .map_err(|e| SyncError::sql("listing tables", e))?;
-    let mut selected: Vec<TableName> = all
-        .iter()
-        .filter(|t| tables.matches(&t.name))
-        .map(|t| t.name.clone())
-        .collect();
-    let roots: Vec<u32> = all
-        .iter()
-        .filter(|t| t.relkind == 'p' && tables.matches(&t.name))
-        .map(|t| t.oid)
-        .collect();
-    if !roots.is_empty() {
-        let rows = client
-            .query(
-                "WITH RECURSIVE tree(oid) AS (
-                     SELECT inhrelid FROM pg_inherits WHERE inhparent = ANY($1)
-                     UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
-                 SELECT n.nspname::text, c.relname::text FROM tree
-                 JOIN pg_class c ON c.oid = tree.oid JOIN pg_namespace n ON n.oid = c.relnamespace",
-                &[&roots],
-            )
-            .await
-            .map_err(|e| SyncError::sql("listing partitions", e))?;
-        for row in rows {
-            let name = TableName::new(row.get::<_, String>(0), row.get::<_, String>(1));
-            if !selected.contains(&name) {
-                selected.push(name);
-            }
-        }
-    }
-    Ok(selected)
+    Ok(resolved.names())
 }

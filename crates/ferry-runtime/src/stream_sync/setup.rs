@@ -1,10 +1,9 @@
-//! Everything before streaming starts: the stored position, the publication, and the
+//! The target sessions of a run (settings, the pipeline lock), the progress row, and the
 //! first run's slot and copy (or its restart after an interruption).
 
 use ferry_core::{quote_ident, quote_literal, Lsn};
 use ferry_pgwire::{ConnParams, ReplicationClient, SlotOptions, SnapshotAction};
 use ferry_postgres::schema::create::OnExisting;
-use ferry_postgres::Plugin;
 
 use super::StreamSyncOptions;
 use crate::error::SyncError;
@@ -133,13 +132,13 @@ pub(super) async fn save_position(
     Ok(())
 }
 
-/// The stored position of this pipeline, creating the progress table if needed.
-pub(super) async fn stored_position(
+/// Creates the progress table (and brings an older one up to date) if needed.
+pub(super) async fn create_progress(
     options: &StreamSyncOptions,
     target: &mut ReplicationClient,
-) -> Result<Option<Lsn>, SyncError> {
+) -> Result<(), SyncError> {
     let schema = quote_ident(&options.progress_schema);
-    let result = target
+    target
         .simple_query(&format!(
             "CREATE SCHEMA IF NOT EXISTS {schema};
              CREATE TABLE IF NOT EXISTS {schema}.progress (
@@ -149,21 +148,11 @@ pub(super) async fn stored_position(
                  ADD COLUMN IF NOT EXISTS last_error_at timestamptz,
                  ADD COLUMN IF NOT EXISTS source_commit_time timestamptz,
                  ADD COLUMN IF NOT EXISTS transactions_applied bigint NOT NULL DEFAULT 0,
-                 ADD COLUMN IF NOT EXISTS changes_applied bigint NOT NULL DEFAULT 0;
-             SELECT lsn::text FROM {schema}.progress WHERE pipeline = {}",
-            quote_literal(&options.pipeline)
+                 ADD COLUMN IF NOT EXISTS changes_applied bigint NOT NULL DEFAULT 0"
         ))
         .await
-        .map_err(|e| SyncError::session("reading the stored position", e))?;
-    let text = result
-        .last()
-        .and_then(|r| r.rows.first())
-        .and_then(|row| row.first().cloned().flatten());
-    text.map(|t| {
-        t.parse::<Lsn>()
-            .map_err(|e| SyncError::Internal(format!("stored position: {e}")))
-    })
-    .transpose()
+        .map_err(|e| SyncError::session("creating the progress table", e))?;
+    Ok(())
 }
 
 /// A SQL connection to the source and its `server_version_num`.
@@ -191,49 +180,10 @@ pub(super) async fn connect_source(
     Ok((client, u32::try_from(version).unwrap_or(0)))
 }
 
-/// Creates the publication for the selected tables when it does not exist.
-pub(super) async fn ensure_publication(options: &StreamSyncOptions) -> Result<(), SyncError> {
-    if options.plugin != Plugin::Pgoutput {
-        return Ok(());
-    }
-    let (client, version) = source_catalog(options).await?;
-    let exists: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
-            &[&options.publication],
-        )
-        .await
-        .map_err(|e| SyncError::sql("reading publications", e))?
-        .get(0);
-    if exists {
-        return Ok(());
-    }
-    let tables: Vec<String> = ferry_postgres::catalog::tables(&client, version)
-        .await
-        .map_err(|e| SyncError::sql("listing tables", e))?
-        .into_iter()
-        .filter(|t| !t.is_partition && options.full.tables.matches(&t.name))
-        .map(|t| t.name.to_string())
-        .collect();
-    if tables.is_empty() {
-        return Err(SyncError::NothingSelected);
-    }
-    client
-        .batch_execute(&format!(
-            "CREATE PUBLICATION {} FOR TABLE {}",
-            quote_ident(&options.publication),
-            tables.join(", ")
-        ))
-        .await
-        .map_err(|e| SyncError::sql("creating the publication (run ferry check for the fix)", e))?;
-    tracing::info!(publication = %options.publication, tables = tables.len(), "publication created");
-    Ok(())
-}
-
 /// The position streaming starts from on a first run: the consistent point of a slot
 /// created with the copy's snapshot, or of a new slot when there is no copy. After an
-/// interrupted first run (`again`), its slot is dropped and the copy starts over, emptying
-/// the tables it had begun to fill.
+/// interrupted first run (`again`; the reconcile step dropped its slot), the copy starts
+/// over, emptying the tables it had begun to fill.
 pub(super) async fn initial_position(
     options: &StreamSyncOptions,
     progress: &Progress,
@@ -241,7 +191,6 @@ pub(super) async fn initial_position(
 ) -> Result<Lsn, SyncError> {
     let mut full = options.full.clone();
     if again {
-        drop_stale_slot(options).await?;
         drop_unfinished_tables(options).await?;
         full.on_existing = match full.on_existing {
             OnExisting::Error | OnExisting::Truncate => OnExisting::Truncate,
@@ -286,16 +235,6 @@ pub(super) async fn initial_position(
         })?;
     client.close().await;
     Ok(created.consistent_point)
-}
-
-/// Drops the slot an interrupted first run left behind (ending a walsender that still
-/// holds it), if there is one.
-async fn drop_stale_slot(options: &StreamSyncOptions) -> Result<(), SyncError> {
-    let (client, version) = source_catalog(options).await?;
-    match ferry_postgres::slots::drop_slot(&client, version, &options.slot, true).await {
-        Ok(_) | Err(ferry_postgres::slots::SlotError::NotFound(_)) => Ok(()),
-        Err(e) => Err(SyncError::Internal(format!("dropping the stale slot: {e}"))),
-    }
 }
 
 /// Drops the target tables an interrupted copy created: selected tables that have no index
