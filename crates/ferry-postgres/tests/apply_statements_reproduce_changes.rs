@@ -89,10 +89,18 @@ async fn replicate(
                 old,
                 new,
                 ..
-            } => update_sql(&relations[&relation], key.as_ref(), old.as_ref(), &new, &[]).unwrap(),
+            } => update_sql(
+                &relations[&relation],
+                key.as_ref(),
+                old.as_ref(),
+                &new,
+                &[],
+                &[],
+            )
+            .unwrap(),
             Change::Delete {
                 relation, key, old, ..
-            } => Some(delete_sql(&relations[&relation], key.as_ref(), old.as_ref()).unwrap()),
+            } => Some(delete_sql(&relations[&relation], key.as_ref(), old.as_ref(), &[]).unwrap()),
             Change::Truncate {
                 relations: ids,
                 cascade,

@@ -330,3 +330,81 @@ async fn decoderbufs_refuses_timetz() {
         "0"
     );
 }
+
+per_plugin!(replica_identity_full_matches_the_exact_row_for_every_type);
+
+/// Under REPLICA IDENTITY FULL an UPDATE or DELETE finds its row by every old value. Each
+/// pair below holds two rows that differ in one column only, by values a type's `=` calls
+/// equal (box and circle by area, numeric scale, interval units, citext case, float `-0`)
+/// or of types without `=` (json, xml, point, polygon). The source deletes one row of each
+/// pair (a DELETE, unlike an UPDATE, which writes every column, leaves the wrong choice
+/// visible); each type has two pairs, the first row deleted in one and the second in the
+/// other, so a target that takes the first "equal" row goes wrong whichever it scans first.
+/// Then every remaining row is updated, which needs the types without `=` matched too.
+async fn replica_identity_full_matches_the_exact_row_for_every_type(plugin: Plugin) {
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    target.psql("CREATE EXTENSION citext").unwrap();
+    source
+        .psql(
+            "CREATE EXTENSION citext;
+             CREATE TABLE public.fuzzy (k int, j json, x xml, p point, b box, c circle,
+                 poly polygon, n numeric, iv interval, ci citext, f float8);
+             ALTER TABLE public.fuzzy REPLICA IDENTITY FULL;",
+        )
+        .unwrap();
+    let base = [
+        ("j", "'{\"a\":1}'", "'{\"a\": 1}'"),
+        ("x", "'<a/>'", "'<a></a>'"),
+        ("p", "'(1,2)'", "'(2,1)'"),
+        ("b", "'(2,2),(0,0)'", "'(1,4),(0,0)'"),
+        ("c", "'<(0,0),1>'", "'<(5,5),1>'"),
+        ("poly", "'((0,0),(1,1),(1,0))'", "'((0,0),(1,1),(0,1))'"),
+        ("n", "1.0", "1.00"),
+        ("iv", "'1 day'", "'24 hours'"),
+        ("ci", "'A'", "'a'"),
+        ("f", "0", "'-0'"),
+    ];
+    let columns: Vec<&str> = base.iter().map(|(c, _, _)| *c).collect();
+    let row = |k: usize, variant: Option<usize>| {
+        let values: Vec<&str> = base
+            .iter()
+            .enumerate()
+            .map(|(i, (_, plain, other))| if Some(i) == variant { *other } else { *plain })
+            .collect();
+        format!("({k}, {})", values.join(", "))
+    };
+    let pairs = 2 * base.len();
+    let mut rows = Vec::new();
+    for pair in 0..pairs {
+        rows.push(row(pair + 1, None));
+        rows.push(row(pair + 1, Some(pair % base.len())));
+    }
+    source
+        .psql(&format!(
+            "INSERT INTO public.fuzzy (k, {}) VALUES {}",
+            columns.join(", "),
+            rows.join(", ")
+        ))
+        .unwrap();
+    let mut sync = Running::start(stream_options_with(&source, &target, plugin));
+    sync.wait_equal(&source, &target, "public.fuzzy").await;
+    for pair in 0..pairs {
+        // The plain row was inserted first (the smaller ctid), the variant second.
+        let which = if pair < base.len() { "max" } else { "min" };
+        let k = pair + 1;
+        source
+            .psql(&format!(
+                "DELETE FROM public.fuzzy WHERE ctid = (SELECT {which}(ctid) FROM public.fuzzy WHERE k = {k})"
+            ))
+            .unwrap();
+    }
+    sync.wait_equal(&source, &target, "public.fuzzy").await;
+    source.psql("UPDATE public.fuzzy SET k = k + 1000").unwrap();
+    sync.wait_equal(&source, &target, "public.fuzzy").await;
+    sync.stop().await;
+    let moved = target
+        .psql("SELECT count(*) FROM public.fuzzy WHERE k > 1000")
+        .unwrap();
+    assert_eq!(moved.trim(), pairs.to_string());
+}

@@ -9,14 +9,22 @@
 //!   value): it is left out of SET, so the target keeps what it has.
 //! - UPDATE and DELETE find the row by the old key (`K` tuple, sent when the key changed),
 //!   else by the key columns of the new tuple; with REPLICA IDENTITY FULL (`O` tuple) by
-//!   every old value with `IS NOT DISTINCT FROM`, touching exactly one row among identical
-//!   duplicates (`ctid = (SELECT ctid … LIMIT 1)`).
+//!   every old value, touching exactly one row among identical duplicates
+//!   (`ctid = (SELECT ctid … LIMIT 1)`).
+//! - REPLICA IDENTITY FULL matching is exact for every type: a type's `=` is not identity
+//!   (box and circle compare by area, numeric `1.0 = 1.00`, interval `1 day = 24 hours`,
+//!   citext ignores case, float `-0 = 0`) and json, xml or point have none. Each old value
+//!   is compared by its text form, with the literal read through the target column's type
+//!   so both sides are printed by the same output function under the same settings
+//!   (`c::text COLLATE "C" = ('v'::type)::text`), NULL by `IS NULL`. Types whose `=` is
+//!   identity (integers, uuid, bool, date, timestamps, bytea, oid) use `=`, which an index
+//!   can serve.
 //! - TRUNCATE keeps CASCADE and RESTART IDENTITY.
 //!
 //! Statements are built as text for one multi-statement round trip per batch; the runtime
 //! wraps them in a transaction together with the progress row.
 
-use ferry_core::{quote_ident, quote_literal, Datum, Relation, Row, TableName};
+use ferry_core::{quote_ident, quote_literal, Datum, Relation, RelationColumn, Row, TableName};
 
 /// Why a change cannot be turned into SQL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,26 +98,69 @@ pub fn insert_sql(relation: &Relation, new: &Row, skip: &[bool]) -> Result<Strin
     ))
 }
 
+/// Built-in types whose `=` holds only between identical values (by OID, which is the
+/// same in every cluster for built-in types).
+const IDENTITY_EQUALITY: &[u32] = &[
+    16,   // bool
+    17,   // bytea
+    20,   // int8
+    21,   // int2
+    23,   // int4
+    26,   // oid
+    1082, // date
+    1114, // timestamp
+    1184, // timestamptz
+    2950, // uuid
+];
+
+/// The condition that `column` holds exactly the value the source sent as `datum`
+/// (`None` for an unchanged TOAST value, which says nothing). `type_sql` is the target
+/// column's type; without it the literal is compared as the source printed it.
+fn exact_match(
+    table: &TableName,
+    column: &RelationColumn,
+    datum: &Datum,
+    type_sql: Option<&str>,
+) -> Result<Option<String>, ApplyError> {
+    let name = quote_ident(&column.name);
+    if matches!(datum, Datum::Null) {
+        return Ok(Some(format!("{name} IS NULL")));
+    }
+    let Some(value) = literal(table, datum)? else {
+        return Ok(None);
+    };
+    if IDENTITY_EQUALITY.contains(&column.type_oid) {
+        return Ok(Some(format!("{name} = {value}")));
+    }
+    Ok(Some(match type_sql {
+        Some(ty) => format!("{name}::text COLLATE \"C\" = ({value}::{ty})::text COLLATE \"C\""),
+        None => format!("{name}::text COLLATE \"C\" = {value}"),
+    }))
+}
+
 /// The WHERE clause finding the old row: by `key` (K tuple), by `old` (O tuple, REPLICA
-/// IDENTITY FULL), or by the key columns of `new` when neither was sent.
+/// IDENTITY FULL, matched exactly; `types` are the target's column types), or by the key
+/// columns of `new` when neither was sent.
 fn row_filter(
     relation: &Relation,
     key: Option<&Row>,
     old: Option<&Row>,
     new: Option<&Row>,
+    types: &[String],
     op: &'static str,
 ) -> Result<String, ApplyError> {
     let table = target_table(relation);
     if let Some(old) = old {
         check_len(relation, old)?;
         let mut conditions = Vec::new();
-        for (column, datum) in relation.columns.iter().zip(&old.0) {
-            if let Some(value) = literal(&table, datum)? {
-                conditions.push(format!(
-                    "{} IS NOT DISTINCT FROM {value}",
-                    quote_ident(&column.name)
-                ));
+        for (i, (column, datum)) in relation.columns.iter().zip(&old.0).enumerate() {
+            let type_sql = types.get(i).map(String::as_str);
+            if let Some(condition) = exact_match(&table, column, datum, type_sql)? {
+                conditions.push(condition);
             }
+        }
+        if conditions.is_empty() {
+            return Err(ApplyError::NoIdentity { table, op });
         }
         return Ok(format!(
             "ctid = (SELECT ctid FROM ONLY {} WHERE {} LIMIT 1)",
@@ -143,13 +194,15 @@ fn row_filter(
 /// Key columns are set only when the key changed (`key` sent): otherwise they are the
 /// WHERE clause already. Columns flagged in `never_set` (the target's `GENERATED ALWAYS`
 /// identity columns, which an UPDATE cannot write and the source cannot change either, and
-/// its generated columns) are left out; an empty slice flags none.
+/// its generated columns) are left out; an empty slice flags none. `types` are the target's
+/// column types, for exact REPLICA IDENTITY FULL matching (see the module comment).
 pub fn update_sql(
     relation: &Relation,
     key: Option<&Row>,
     old: Option<&Row>,
     new: &Row,
     never_set: &[bool],
+    types: &[String],
 ) -> Result<Option<String>, ApplyError> {
     check_len(relation, new)?;
     let table = target_table(relation);
@@ -166,7 +219,7 @@ pub fn update_sql(
     if sets.is_empty() {
         return Ok(None);
     }
-    let filter = row_filter(relation, key, old, Some(new), "UPDATE")?;
+    let filter = row_filter(relation, key, old, Some(new), types, "UPDATE")?;
     Ok(Some(format!(
         "UPDATE ONLY {} SET {} WHERE {filter}",
         table.quoted(),
@@ -174,13 +227,14 @@ pub fn update_sql(
     )))
 }
 
-/// `DELETE` of the row identified by `key` or `old`.
+/// `DELETE` of the row identified by `key` or `old` (`types` as for [`update_sql`]).
 pub fn delete_sql(
     relation: &Relation,
     key: Option<&Row>,
     old: Option<&Row>,
+    types: &[String],
 ) -> Result<String, ApplyError> {
-    let filter = row_filter(relation, key, old, None, "DELETE")?;
+    let filter = row_filter(relation, key, old, None, types, "DELETE")?;
     Ok(format!(
         "DELETE FROM ONLY {} WHERE {filter}",
         target_table(relation).quoted()
@@ -204,7 +258,7 @@ pub fn truncate_sql(relations: &[&Relation], cascade: bool, restart_identity: bo
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use ferry_core::{RelationColumn, RelationId};
+    use ferry_core::RelationId;
 
     fn relation(identity: char) -> Relation {
         let column = |name: &str, is_key: bool| RelationColumn {
@@ -234,7 +288,7 @@ mod tests {
     fn unchanged_toast_columns_are_left_out_of_set() {
         let new = Row(vec![text("1"), text("it's"), Datum::UnchangedToast]);
         assert_eq!(
-            update_sql(&relation('d'), None, None, &new, &[])
+            update_sql(&relation('d'), None, None, &new, &[], &[])
                 .unwrap()
                 .unwrap(),
             r#"UPDATE ONLY "public"."Order" SET "note" = 'it''s' WHERE "id" = '1'"#
@@ -251,6 +305,7 @@ mod tests {
             None,
             &new,
             &[false, false, true],
+            &[],
         )
         .unwrap()
         .unwrap();
@@ -262,11 +317,14 @@ mod tests {
 
     #[test]
     fn replica_identity_full_touches_one_row_matching_nulls() {
+        let mut full = relation('f');
+        full.columns[0].type_oid = 23;
         let old = Row(vec![text("1"), Datum::Null, text("b")]);
-        let sql = delete_sql(&relation('f'), None, Some(&old)).unwrap();
+        let types = ["integer".to_owned(), "text".to_owned(), "json".to_owned()];
+        let sql = delete_sql(&full, None, Some(&old), &types).unwrap();
         assert_eq!(
             sql,
-            r#"DELETE FROM ONLY "public"."Order" WHERE ctid = (SELECT ctid FROM ONLY "public"."Order" WHERE "id" IS NOT DISTINCT FROM '1' AND "note" IS NOT DISTINCT FROM NULL AND "big" IS NOT DISTINCT FROM 'b' LIMIT 1)"#
+            r#"DELETE FROM ONLY "public"."Order" WHERE ctid = (SELECT ctid FROM ONLY "public"."Order" WHERE "id" = '1' AND "note" IS NULL AND "big"::text COLLATE "C" = ('b'::json)::text COLLATE "C" LIMIT 1)"#
         );
     }
 
@@ -290,11 +348,11 @@ mod tests {
         keyless.columns.iter_mut().for_each(|c| c.is_key = false);
         let row = Row(vec![text("1"), text("n"), text("b")]);
         assert!(matches!(
-            delete_sql(&keyless, None, None),
+            delete_sql(&keyless, None, None, &[]),
             Err(ApplyError::NoIdentity { .. })
         ));
         assert!(matches!(
-            update_sql(&keyless, None, None, &row, &[]),
+            update_sql(&keyless, None, None, &row, &[], &[]),
             Err(ApplyError::NoIdentity { .. })
         ));
         assert!(matches!(

@@ -609,15 +609,28 @@ fn row_sql<'r>(
                 .zip(&d.generated)
                 .map(|(a, b)| *a || *b)
                 .collect();
-            update_sql(&d.relation, key.as_ref(), old.as_ref(), new, &never_set)
-                .map_err(apply_error)?
+            update_sql(
+                &d.relation,
+                key.as_ref(),
+                old.as_ref(),
+                new,
+                &never_set,
+                &d.types,
+            )
+            .map_err(apply_error)?
         }
         Change::Delete {
             relation: id,
             key,
             old,
             ..
-        } => Some(delete_sql(relation(*id)?, key.as_ref(), old.as_ref()).map_err(apply_error)?),
+        } => {
+            let d = described(*id)?;
+            Some(
+                delete_sql(&d.relation, key.as_ref(), old.as_ref(), &d.types)
+                    .map_err(apply_error)?,
+            )
+        }
         Change::Truncate {
             relations,
             cascade,
