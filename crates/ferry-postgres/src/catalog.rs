@@ -142,6 +142,26 @@ pub struct SlotInfo {
     pub wal_status: Option<String>,
     /// Bytes of WAL the slot keeps from being recycled.
     pub retained_bytes: Option<i64>,
+    /// Why the server invalidated the slot, in PostgreSQL's words (`wal_removed`,
+    /// `rows_removed`, `wal_level_insufficient`, `idle_timeout`); `None` while it is usable.
+    /// Read from `invalidation_reason` (17+), `conflicting` (16) and `wal_status` (13+), never
+    /// from message text, which follows the server's `lc_messages`.
+    pub invalidated: Option<String>,
+}
+
+impl SlotInfo {
+    /// What invalidated the slot, said for a person, or `None` while it is usable.
+    pub fn invalidation(&self) -> Option<String> {
+        let reason = self.invalidated.as_deref()?;
+        let why = match reason {
+            "wal_removed" => "the WAL it needed was removed (max_slot_wal_keep_size)",
+            "rows_removed" => "rows it needed were removed by vacuum on the primary",
+            "wal_level_insufficient" => "wal_level on the primary fell below logical",
+            "idle_timeout" => "it was idle longer than idle_replication_slot_timeout",
+            _ => "the server invalidated it",
+        };
+        Some(format!("was invalidated ({reason}: {why})"))
+    }
 }
 
 /// Every replication slot of the cluster (`name = None`) or the one named `name`.
@@ -165,10 +185,17 @@ async fn query_slots(
     } else {
         "false"
     };
+    let lost = "CASE WHEN wal_status = 'lost' THEN 'wal_removed' END";
+    let invalidated = match version_num {
+        170_000.. => "invalidation_reason::text".to_owned(),
+        160_000.. => format!("CASE WHEN conflicting THEN 'rows_removed' ELSE {lost} END"),
+        130_000.. => lost.to_owned(),
+        _ => "NULL::text".to_owned(),
+    };
     let sql = format!(
         "SELECT slot_name::text, plugin::text, slot_type, database::text, {temporary}, active,
                 active_pid, restart_lsn::text, confirmed_flush_lsn::text, {wal_status},
-                {diff}({current}, restart_lsn)::int8
+                {diff}({current}, restart_lsn)::int8, {invalidated}
          FROM pg_replication_slots WHERE $1::text IS NULL OR slot_name = $1 ORDER BY 1"
     );
     let rows = client.query(&sql, &[&name]).await?;
@@ -186,6 +213,7 @@ async fn query_slots(
             confirmed_flush_lsn: row.get(8),
             wal_status: row.get(9),
             retained_bytes: row.get(10),
+            invalidated: row.get(11),
         })
         .collect())
 }

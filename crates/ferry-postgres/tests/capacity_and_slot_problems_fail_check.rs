@@ -197,7 +197,11 @@ async fn lost_slot_fails_with_the_resync_command() {
     .run()
     .await;
     let slot = one(&findings.items, "slot", Status::Fail);
-    assert!(slot.message.contains("is lost"), "{}", slot.message);
+    assert!(
+        slot.message.contains("invalidated (wal_removed"),
+        "{}",
+        slot.message
+    );
     let fix = slot.fix.as_deref().unwrap();
     assert!(
         fix.contains("pg_drop_replication_slot") && fix.contains("ferry sync"),

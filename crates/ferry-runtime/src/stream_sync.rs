@@ -137,10 +137,13 @@ pub async fn run_stream_sync(
         .map(|(k, v)| (*k, v.as_str()))
         .collect();
     tracing::info!(slot = %options.slot, plugin = options.plugin.name(), lsn = %start, streaming, "streaming");
-    let stream = client
+    let stream = match client
         .start_logical_replication(&options.slot, start, &plugin_options)
         .await
-        .map_err(|e| slot_error(options, e))?;
+    {
+        Ok(stream) => stream,
+        Err(e) => return Err(slot_error(options, e).await),
+    };
     let _heartbeat = options
         .heartbeat
         .map(|every| AbortOnDrop(tokio::spawn(heartbeat(options.full.source.clone(), every))));
@@ -247,16 +250,15 @@ async fn heartbeat(source: ConnParams, every: Duration) {
     }
 }
 
-/// START_REPLICATION failed: a slot that is gone or lost is fatal and says how to resync.
-fn slot_error(options: &StreamSyncOptions, e: ferry_pgwire::Error) -> SyncError {
-    let problem = match e
-        .as_db_error()
-        .map(|d| (d.code().to_owned(), d.to_string()))
-    {
-        Some((code, _)) if code == "42704" => Some("does not exist".to_owned()),
-        Some((code, text)) if code == "55000" && text.contains("can no longer get changes") => {
-            Some("was invalidated (wal_status lost: the WAL it needed was removed)".to_owned())
-        }
+/// START_REPLICATION failed: a slot that is gone or invalidated is fatal and says how to
+/// resync. Decided by SQLSTATE and the slot's catalog row, never by message text (which
+/// follows the server's `lc_messages`): 42704 is a missing slot; 55000 (object not in
+/// prerequisite state) is also raised for a slot in use, so the catalog says which.
+async fn slot_error(options: &StreamSyncOptions, e: ferry_pgwire::Error) -> SyncError {
+    let code = e.as_db_error().map(|d| d.code().to_owned());
+    let problem = match code.as_deref() {
+        Some("42704") => Some("does not exist".to_owned()),
+        Some("55000") => slot_invalidation(options).await,
         _ => None,
     };
     match problem {
@@ -268,6 +270,17 @@ fn slot_error(options: &StreamSyncOptions, e: ferry_pgwire::Error) -> SyncError 
         },
         None => SyncError::session("starting replication from the slot", e),
     }
+}
+
+/// Why the server invalidated the run's slot, read from the catalog; `None` when it did not
+/// or when the catalog cannot be read (the original error is then reported as it is).
+async fn slot_invalidation(options: &StreamSyncOptions) -> Option<String> {
+    let client = ferry_pgwire::connect_sql(&options.full.source).await.ok()?;
+    let info = ferry_postgres::catalog::server_info(&client).await.ok()?;
+    let slot = ferry_postgres::catalog::slot(&client, info.version_num, &options.slot)
+        .await
+        .ok()??;
+    slot.invalidation()
 }
 
 /// Ends a background task when its owner goes away.

@@ -209,3 +209,56 @@ async fn a_stalled_apply_behind_a_full_read_ahead_keeps_the_connection() {
         "the server timed the stream out"
     );
 }
+
+/// The slot is invalidated while Ferry is stopped (its WAL removed past
+/// `max_slot_wal_keep_size`): the next start must stop with SlotGone, naming the server's
+/// reason and the way to copy again, decided from the catalog rather than message text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidated_slot_stops_the_run_with_the_reason_and_the_resync() {
+    let source = TempCluster::builder()
+        .setting("max_slot_wal_keep_size", "1MB")
+        .setting("max_wal_size", "32MB")
+        .setting("min_wal_size", "32MB")
+        .start()
+        .unwrap();
+    let target = TempCluster::new().unwrap();
+    source
+        .psql("CREATE TABLE public.t (id int PRIMARY KEY, pad text)")
+        .unwrap();
+    let options = stream_options(&source, &target);
+    let (stop, sync) = start(options.clone());
+    wait_equal(&source, &target, "public.t").await;
+    stop_run(stop, sync).await;
+
+    for round in 0..4 {
+        source
+            .psql(&format!(
+                "INSERT INTO public.t SELECT g, repeat('x', 200) FROM generate_series({}, {}) g;
+                 SELECT pg_switch_wal();",
+                round * 20_000 + 1,
+                (round + 1) * 20_000
+            ))
+            .unwrap();
+        source.psql("CHECKPOINT").unwrap();
+    }
+    let wal_status = source
+        .psql(&format!(
+            "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{}'",
+            options.slot
+        ))
+        .unwrap();
+    assert_eq!(wal_status.trim(), "lost", "the test did not lose the slot");
+
+    let (_stop, sync) = start(options);
+    let error = tokio::time::timeout(Duration::from_secs(60), sync)
+        .await
+        .expect("the run did not stop on the invalidated slot")
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(error, ferry_runtime::SyncError::SlotGone { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("wal_removed"), "{message}");
+}

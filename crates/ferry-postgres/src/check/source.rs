@@ -428,9 +428,9 @@ fn check_slot(
         );
         return;
     }
-    if slot.wal_status.as_deref() == Some("lost") {
+    if let Some(invalidation) = slot.invalidation() {
         items.push(
-            CheckItem::fail(SIDE, "slot", format!("slot {name:?} is lost: the WAL it needed was removed"))
+            CheckItem::fail(SIDE, "slot", format!("slot {name:?} {invalidation}"))
                 .why("changes after the slot's position are gone; streaming cannot resume and the target is incomplete")
                 .fix(format!(
                     "drop the slot and run a full sync again:\n{drop_sql}\nferry sync -c ferry.toml   (with mode = \"full+incremental\")"

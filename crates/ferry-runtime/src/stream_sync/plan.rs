@@ -146,10 +146,10 @@ pub fn compute(options: &StreamSyncOptions, seen: &Observed) -> Result<Plan, Syn
     let mut drop_slots = seen.leftover_slots.clone();
     match (start, &seen.slot) {
         (Start::Resume(_), None) => return Err(slot_gone(options, "does not exist")),
-        (Start::Resume(_), Some(slot)) if slot.wal_status.as_deref() == Some("lost") => {
+        (Start::Resume(_), Some(slot)) if slot.invalidated.is_some() => {
             return Err(slot_gone(
                 options,
-                "was invalidated (wal_status lost: the WAL it needed was removed)",
+                &slot.invalidation().unwrap_or_default(),
             ))
         }
         (Start::Resume(_), Some(slot))

@@ -66,6 +66,8 @@ pub(crate) struct SlotStatus {
     active_pid: Option<i32>,
     confirmed_flush_lsn: Option<String>,
     wal_status: Option<String>,
+    /// Why the server invalidated the slot (`wal_removed`, `rows_removed`, ...), if it did.
+    invalidated: Option<String>,
     pub(crate) retained_bytes: Option<i64>,
 }
 
@@ -283,6 +285,7 @@ fn slot_status(slot: SlotInfo) -> SlotStatus {
         active_pid: slot.active_pid,
         confirmed_flush_lsn: slot.confirmed_flush_lsn,
         wal_status: slot.wal_status,
+        invalidated: slot.invalidated,
         retained_bytes: slot.retained_bytes,
     }
 }
@@ -299,7 +302,7 @@ fn phase(pipeline: &PipelineConfig, s: &Status, progress: bool) -> &'static str 
     }
     match &s.slot {
         None if pipeline.sync.uses_slot() && s.problems.is_empty() => "slot missing",
-        Some(slot) if slot.wal_status.as_deref() == Some("lost") => "slot lost",
+        Some(slot) if slot.invalidated.is_some() => "slot lost",
         _ if s.tables_copying.unwrap_or(0) > 0 => "copying added tables",
         Some(slot) if slot.active => "streaming",
         _ => "stopped",

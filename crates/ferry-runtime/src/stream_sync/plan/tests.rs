@@ -68,6 +68,7 @@ fn slot(name: &str) -> SlotInfo {
         confirmed_flush_lsn: None,
         wal_status: Some("reserved".into()),
         retained_bytes: None,
+        invalidated: None,
     }
 }
 
@@ -142,6 +143,7 @@ fn what_cannot_start_is_refused_with_the_fix() {
     assert!(matches!(error, SyncError::SlotGone { .. }), "{error}");
     resumed.slot = Some(SlotInfo {
         wal_status: Some("lost".into()),
+        invalidated: Some("wal_removed".into()),
         ..slot("s")
     });
     let error = compute(&options(), &resumed).unwrap_err();

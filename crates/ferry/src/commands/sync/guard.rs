@@ -43,8 +43,8 @@ pub async fn run(pipeline: PipelineConfig, stop: Arc<watch::Sender<bool>>, verdi
         let Ok(Some(slot)) = catalog::slot(&client, info.version_num, &slot_name).await else {
             continue;
         };
-        if slot.wal_status.as_deref() == Some("lost") {
-            tracing::error!(slot = %slot_name, "the slot is lost: the WAL it needed was removed; the pipeline must copy again (ferry status shows how)");
+        if let Some(invalidation) = slot.invalidation() {
+            tracing::error!(slot = %slot_name, "the slot {invalidation}; the pipeline must copy again (ferry status shows how)");
             continue;
         }
         let retained = u64::try_from(slot.retained_bytes.unwrap_or(0)).unwrap_or(0);
