@@ -71,24 +71,18 @@ impl DbError {
 
 impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Data and integrity errors quote row values ("Key (id)=(5) already exists"):
+        // those never reach a log.
         let e = &self.0;
-        write!(f, "{}: {} (SQLSTATE {})", e.severity, e.message, e.code)?;
-        if let Some(table) = &e.table {
-            write!(f, "; table {table}")?;
-        }
-        if let Some(constraint) = &e.constraint {
-            write!(f, "; constraint {constraint}")?;
-        }
-        // Data and integrity errors put row values in their detail ("Key (id)=(5) already
-        // exists", "Failing row contains (...)"): those never reach a log.
-        let carries_values = e.code.starts_with("22") || e.code.starts_with("23");
-        if let (Some(detail), false) = (&e.detail, carries_values) {
-            write!(f, "; detail: {detail}")?;
-        }
-        if let Some(hint) = &e.hint {
-            write!(f, "; hint: {hint}")?;
-        }
-        Ok(())
+        f.write_str(&crate::redact::describe(crate::redact::Shown {
+            severity: &e.severity,
+            code: &e.code,
+            message: &e.message,
+            detail: e.detail.as_deref(),
+            hint: e.hint.as_deref(),
+            table: e.table.as_deref(),
+            constraint: e.constraint.as_deref(),
+        }))
     }
 }
 

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", ferry_pgwire::error_chain(&*e));
             ExitCode::from(2)
         }
     }

@@ -1,6 +1,6 @@
 //! `ferry status` reads where a pipeline stands from the target and the source: streaming
 //! while a sync runs, stopped after it, and a missing slot (exit 1, with the resync fix and
-//! the error the last run stored).
+//! the error the last run stored), and a data error stored without the row value it quotes.
 
 #[path = "support/cli.rs"]
 mod cli;
@@ -103,4 +103,32 @@ fn status_shows_the_copy_of_each_table_while_copying() {
         "{}",
         text(&out)
     );
+}
+
+/// A change the target refuses as bad data (22P02) stops the run; the error stored for
+/// `ferry status` and printed on stderr names the SQLSTATE but never the row's value.
+#[test]
+fn a_data_error_is_stored_and_shown_without_the_row_value() {
+    let run = Pipeline::new(
+        "CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t VALUES (1, '1');",
+        "mode = \"full+incremental\"",
+    );
+    let (source, target, cfg) = (&run.source, &run.target, run.cfg.as_str());
+    let sync = spawn(&["sync", "-c", cfg]);
+    wait_equal(source, target, "public.t", Duration::from_secs(60));
+    target
+        .psql("ALTER TABLE public.t ALTER COLUMN v TYPE int USING v::int")
+        .unwrap();
+    source
+        .psql("INSERT INTO public.t VALUES (2, 'secret-42')")
+        .unwrap();
+    let out = sync.wait_with_output().unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("22P02"), "{shown}");
+    assert!(!shown.contains("secret-42"), "{shown}");
+    let (_, stopped) = status(cfg);
+    let last_error = stopped[0]["last_error"].as_str().unwrap_or_default();
+    assert!(last_error.contains("22P02"), "{stopped}");
+    assert!(!last_error.contains("secret-42"), "{stopped}");
 }

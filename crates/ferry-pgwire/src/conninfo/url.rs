@@ -11,11 +11,21 @@
 //! ends at the first `/` or `?`, so a missing `/` before the query is fine.
 //!
 //! Invariant: errors name the URL component at fault (`password`, `host`, ...), never its text.
+//! A password holding an unencoded `/`, `?` or `#` splits the URL in the wrong place and puts a
+//! piece of it where a port, a database name or a query parameter belongs; such URLs are
+//! refused with [`UNENCODED_CREDENTIALS`], which quotes none of it.
 
 use super::raw::RawSettings;
 use super::ConnInfoError;
 
 const SCHEMES: [&str; 2] = ["postgresql://", "postgres://"];
+
+/// The one error for a URL whose credentials were cut short by a reserved character.
+const UNENCODED_CREDENTIALS: ConnInfoError = ConnInfoError::InvalidUrl {
+    reason: "the part after the host is not a port, database name and parameters as expected; \
+             a user name or password holding \"/\", \"?\", \"#\" or \":\" must be \
+             percent-encoded (%2F, %3F, %23, %3A)",
+};
 
 /// Whether `s` is in URL form rather than keyword/value form.
 pub(super) fn is_url(s: &str) -> bool {
@@ -35,26 +45,39 @@ pub(super) fn parse(s: &str) -> Result<RawSettings, ConnInfoError> {
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, rest) = rest.split_at(authority_end);
 
-    let hostlist = match authority.rfind('@') {
+    let credentials = authority.rfind('@');
+    let hostlist = match credentials {
         Some(at) => {
             parse_userinfo(&authority[..at], &mut raw)?;
             &authority[at + 1..]
         }
         None => authority,
     };
-    parse_hostlist(hostlist, &mut raw)?;
+    // Without credentials before the host, an `@` further on means a password was cut short
+    // by a `/` or `?` in it: what follows the cut must not reach a message.
+    let cut_short = |e: ConnInfoError, after: &str| {
+        if credentials.is_none() && after.contains('@') {
+            UNENCODED_CREDENTIALS
+        } else {
+            e
+        }
+    };
+    parse_hostlist(hostlist, &mut raw).map_err(|e| cut_short(e, rest))?;
 
     let (path, query) = match rest.find('?') {
         Some(q) => (&rest[..q], Some(&rest[q + 1..])),
         None => (rest, None),
     };
+    if credentials.is_none() && path.contains('@') {
+        return Err(UNENCODED_CREDENTIALS);
+    }
     if let Some(dbname) = path.strip_prefix('/') {
         if !dbname.is_empty() {
             raw.dbname = Some(decode(dbname, "database name")?);
         }
     }
     if let Some(query) = query {
-        parse_query(query, &mut raw)?;
+        parse_query(query, &mut raw).map_err(|e| cut_short(e, query))?;
     }
     Ok(raw)
 }
@@ -115,6 +138,10 @@ fn parse_hostlist(list: &str, raw: &mut RawSettings) -> Result<(), ConnInfoError
             }
             None => String::new(),
         };
+        // Never quoted: in `user:pass/word@host` the "port" is the start of the password.
+        if !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(UNENCODED_CREDENTIALS);
+        }
         ports.push(port);
 
         match rest.strip_prefix(',') {
@@ -263,6 +290,28 @@ mod tests {
         assert_eq!(raw.user.as_deref(), Some("u"));
         assert_eq!(raw.password.unwrap().expose(), "p@ss");
         assert_eq!(raw.host.as_deref(), Some("h"));
+    }
+
+    /// A password with an unencoded `/` or `?` puts its pieces where a port, a database name
+    /// or a parameter belongs; the error points at percent-encoding and shows none of it.
+    #[test]
+    fn a_password_cut_short_by_a_reserved_character_is_not_shown() {
+        for url in [
+            format!("postgres://u:zq/{SECRET}@h/db"),
+            format!("postgres://u:zq?{SECRET}@h/db"),
+            format!("postgres://u:12/{SECRET}@h/db"),
+            format!("postgres://u:12?{SECRET}@h/db"),
+            format!("postgres://u:12?s={SECRET}@h/db"),
+            format!("postgres://u:{SECRET}/x@h/db"),
+        ] {
+            let err = parse(&url).unwrap_err();
+            assert_eq!(err, UNENCODED_CREDENTIALS, "{url}");
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains(SECRET) && !shown.contains("zq"), "{shown}");
+        }
+        // An `@` in a parameter value, with no credentials before the host, is fine.
+        let raw = p("postgres://h/db?user=me@corp");
+        assert_eq!(raw.user.as_deref(), Some("me@corp"));
     }
 
     #[test]

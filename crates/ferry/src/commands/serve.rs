@@ -109,6 +109,13 @@ pub async fn run(config: &Config, listen: SocketAddr) -> anyhow::Result<ExitCode
     })
 }
 
+/// Compares a presented token with the configured one in time independent of where they
+/// differ, so response timing does not reveal the token a byte at a time.
+fn same_token(given: &str, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    given.as_bytes().ct_eq(token.as_bytes()).into()
+}
+
 async fn authorize(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let open = request.uri().path() == "/healthz";
     let allowed = match shared.token() {
@@ -119,7 +126,7 @@ async fn authorize(State(shared): State<Arc<Shared>>, request: Request, next: Ne
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
-                .is_some_and(|given| given == token)
+                .is_some_and(|given| same_token(given, token))
         }
     };
     if allowed {
@@ -183,4 +190,18 @@ fn not_found(name: &str) -> Response {
         format!("no pipeline named {name:?}\n"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_token;
+
+    #[test]
+    fn the_api_token_matches_only_itself() {
+        assert!(same_token("s3cret-token", "s3cret-token"));
+        assert!(!same_token("s3cret-tokeN", "s3cret-token"));
+        assert!(!same_token("s3cret", "s3cret-token"));
+        assert!(!same_token("s3cret-token-and-more", "s3cret-token"));
+        assert!(!same_token("", "s3cret-token"));
+    }
 }

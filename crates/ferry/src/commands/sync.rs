@@ -183,15 +183,8 @@ pub(crate) async fn run_with_retries(
 }
 
 /// An error with its causes: `applying a transaction failed: ERROR: ... (SQLSTATE ...)`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    ferry_pgwire::error_chain(e)
 }
 
 /// Up to a quarter of `base`, so that many pipelines do not retry in lockstep.

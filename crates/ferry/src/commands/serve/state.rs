@@ -287,7 +287,7 @@ pub async fn run_pipeline(
         let result = run_with_retries(&mut options, &progress, stop_rx, |e| {
             let mut s = lock(&retry_handle);
             s.retries += 1;
-            s.last_error = Some(e.to_string());
+            s.last_error = Some(ferry_pgwire::error_chain(e));
         })
         .await;
         stopper.abort();
@@ -304,11 +304,11 @@ pub async fn run_pipeline(
             break;
         }
         if let Err(e) = result {
-            tracing::error!(pipeline = %pipeline.name, error = %e, "pipeline stopped");
+            tracing::error!(pipeline = %pipeline.name, error = %ferry_pgwire::error_chain(&e), "pipeline stopped");
             let mut s = lock(&handle);
             s.errors += 1;
             s.phase = "failed".into();
-            s.last_error = Some(e.to_string());
+            s.last_error = Some(ferry_pgwire::error_chain(&e));
             break;
         }
     }
