@@ -10,6 +10,7 @@ use ferry_pgwire::{
     ConnParams, ReplicationClient, ReplicationMessage, SlotOptions, SnapshotAction,
 };
 use ferry_postgres::sink::apply::{delete_sql, insert_sql, truncate_sql, update_sql};
+use ferry_postgres::sink::batch::TargetRelation;
 use ferry_postgres::source::decode::pgoutput::PgoutputDecoder;
 use ferry_testkit::TempCluster;
 
@@ -90,17 +91,22 @@ async fn replicate(
                 new,
                 ..
             } => update_sql(
-                &relations[&relation],
+                &TargetRelation::plain(relations[&relation].clone()),
                 key.as_ref(),
                 old.as_ref(),
                 &new,
-                &[],
-                &[],
             )
             .unwrap(),
             Change::Delete {
                 relation, key, old, ..
-            } => Some(delete_sql(&relations[&relation], key.as_ref(), old.as_ref(), &[]).unwrap()),
+            } => Some(
+                delete_sql(
+                    &TargetRelation::plain(relations[&relation].clone()),
+                    key.as_ref(),
+                    old.as_ref(),
+                )
+                .unwrap(),
+            ),
             Change::Truncate {
                 relations: ids,
                 cascade,

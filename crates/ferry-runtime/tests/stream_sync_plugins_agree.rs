@@ -123,6 +123,28 @@ async fn key_change_is_applied(plugin: Plugin) {
     .await;
 }
 
+per_plugin!(update_set_default_on_an_identity_always_column_is_applied);
+
+/// `SET id = DEFAULT` gives a GENERATED ALWAYS identity a new value, on the key and off it;
+/// the target's column is GENERATED ALWAYS too, which an UPDATE cannot simply set.
+async fn update_set_default_on_an_identity_always_column_is_applied(plugin: Plugin) {
+    replicate(
+        plugin,
+        "CREATE TABLE public.a (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+         CREATE TABLE public.b (k int PRIMARY KEY, serial bigint GENERATED ALWAYS AS IDENTITY, v text);
+         INSERT INTO public.a (v) SELECT 'v' || g FROM generate_series(1, 10) g;
+         INSERT INTO public.b (k, v) SELECT g, 'v' || g FROM generate_series(1, 10) g;",
+        &[
+            "UPDATE public.a SET id = DEFAULT WHERE id <= 3",
+            "UPDATE public.b SET serial = DEFAULT WHERE k <= 2",
+            "UPDATE public.b SET v = 'changed'",
+            "BEGIN; UPDATE public.a SET id = DEFAULT, v = 'again' WHERE id = 5; INSERT INTO public.a (v) VALUES ('new'); COMMIT",
+        ],
+        &["public.a", "public.b"],
+    )
+    .await;
+}
+
 per_plugin!(
     truncate_is_applied,
     [pgoutput Pgoutput, wal2json Wal2json]

@@ -603,21 +603,7 @@ fn row_sql<'r>(
             ..
         } => {
             let d = described(*id)?;
-            let never_set: Vec<bool> = d
-                .never_set
-                .iter()
-                .zip(&d.generated)
-                .map(|(a, b)| *a || *b)
-                .collect();
-            update_sql(
-                &d.relation,
-                key.as_ref(),
-                old.as_ref(),
-                new,
-                &never_set,
-                &d.types,
-            )
-            .map_err(apply_error)?
+            update_sql(d, key.as_ref(), old.as_ref(), new).map_err(apply_error)?
         }
         Change::Delete {
             relation: id,
@@ -626,10 +612,7 @@ fn row_sql<'r>(
             ..
         } => {
             let d = described(*id)?;
-            Some(
-                delete_sql(&d.relation, key.as_ref(), old.as_ref(), &d.types)
-                    .map_err(apply_error)?,
-            )
+            Some(delete_sql(d, key.as_ref(), old.as_ref()).map_err(apply_error)?)
         }
         Change::Truncate {
             relations,

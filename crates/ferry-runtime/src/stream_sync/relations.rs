@@ -210,7 +210,7 @@ pub(super) async fn follow(
             .map(|c| find(&c.name).is_some_and(f))
             .collect()
     };
-    let never_set = flag(|t| t.identity_always);
+    let identity_always = flag(|t| t.identity_always);
     let generated = flag(|t| t.generated);
     let mut wanted = Vec::new();
     for (column, shape) in relation.columns.iter().zip(lookup.shape(&relation).await?) {
@@ -284,7 +284,7 @@ pub(super) async fn follow(
         statements,
         TargetRelation {
             relation,
-            never_set,
+            identity_always,
             generated,
             types,
         },

@@ -25,7 +25,7 @@ fn target() -> TargetRelation {
                 column("bio", false),
             ],
         },
-        never_set: vec![false, false, false],
+        identity_always: vec![false, false, false],
         generated: vec![false, false, false],
         types: vec!["bigint".into(), "integer".into(), "text".into()],
     }
