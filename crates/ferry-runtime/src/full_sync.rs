@@ -124,6 +124,18 @@ async fn copy_and_build(
         .await
         .map_err(|e| SyncError::sql("reading the server version", e))?
         .get(0);
+    let snapshot_xids: String = control
+        .query_one(
+            if version >= 130_000 {
+                "SELECT pg_current_snapshot()::text"
+            } else {
+                "SELECT txid_current_snapshot()::text"
+            },
+            &[],
+        )
+        .await
+        .map_err(|e| SyncError::sql("reading the snapshot's transaction ids", e))?
+        .get(0);
 
     // Every worker imports the snapshot now, while the holder still keeps it alive. The
     // workers use Ferry's own client: it passes COPY data through without re-framing it.
@@ -168,7 +180,10 @@ async fn copy_and_build(
             tracing::warn!(error = %e, "could not remove the partly copied tables: {}", drop);
         }
     }
-    loaded
+    loaded.map(|summary| FullSyncSummary {
+        snapshot_xids,
+        ..summary
+    })
 }
 
 /// Fails before anything is written when the role cannot read every selected table.
@@ -261,6 +276,7 @@ async fn load_and_index(
         index_time: index_started.elapsed(),
         total_time: started.elapsed(),
         consistent_point: None,
+        snapshot_xids: String::new(),
     })
 }
 

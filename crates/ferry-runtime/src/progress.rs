@@ -59,6 +59,9 @@ pub struct FullSyncSummary {
     pub total_time: Duration,
     /// The slot's consistent point, when the snapshot came from a slot (kept or not).
     pub consistent_point: Option<ferry_core::Lsn>,
+    /// The copy snapshot's transaction ids (`xmin:xmax:xip,…`): which transactions the copy
+    /// holds, for decoders that give no commit position at Begin.
+    pub snapshot_xids: String,
 }
 
 impl FullSyncSummary {

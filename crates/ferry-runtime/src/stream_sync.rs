@@ -29,6 +29,7 @@ pub mod plan;
 mod reconcile;
 mod relations;
 mod setup;
+mod snapshot;
 pub use setup::record_last_error;
 mod streamed;
 mod tables;
@@ -119,7 +120,7 @@ pub async fn run_stream_sync(
     let pgoutput = options.plugin == ferry_postgres::Plugin::Pgoutput;
     // A table added after the copy takes changes from transactions committing after its own
     // copy: that needs each change's commit position, which a streamed transaction lacks.
-    let adding = starts.values().any(|s| *s > start);
+    let adding = starts.values().any(|s| s.lsn > start);
     let streaming = pgoutput && options.streaming && version >= 14 && !adding;
     let tables = &plan.carried;
     // Only the carried tables are applied: decoderbufs cannot be told which tables, and a

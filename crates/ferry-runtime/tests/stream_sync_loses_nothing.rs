@@ -1,6 +1,7 @@
 //! Loss paths found from outside, each forced deterministically: a streamed transaction that
 //! would overtake the commits before it, a restart that would confirm what the target had
-//! not flushed, a stalled apply behind a full read-ahead.
+//! not flushed, a stalled apply behind a full read-ahead, an invalidated slot, and a
+//! decoderbufs transaction spanning an added table's copy point.
 
 #[path = "support/sync_support.rs"]
 mod support;
@@ -261,4 +262,85 @@ async fn an_invalidated_slot_stops_the_run_with_the_reason_and_the_resync() {
     );
     let message = error.to_string();
     assert!(message.contains("wal_removed"), "{message}");
+}
+
+/// Waits until the source's log holds `needle` more than `seen` times.
+async fn wait_log(source: &TempCluster, needle: &str, seen: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while source.server_log().matches(needle).count() <= seen {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the source never logged {needle:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// decoderbufs' Begin gives only a lower bound of the commit position. C begins while the
+/// added table's copy slot is still being built and commits after the slot's consistent
+/// point, so the copy does not hold C: the stream must apply C's row to the added table.
+/// B, begun earlier and committed before that point, is in the copy and must not be
+/// applied again. The slot's phases are forced by holding transactions open and read from the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decoderbufs_applies_a_transaction_spanning_an_added_tables_copy_point() {
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    source
+        .psql(
+            "CREATE TABLE public.t1 (id int PRIMARY KEY);
+             CREATE TABLE public.t2 (id int PRIMARY KEY, v text);
+             INSERT INTO public.t2 VALUES (0, 'before');",
+        )
+        .unwrap();
+    let only = |tables: &[&str]| {
+        let mut options =
+            stream_options_with(&source, &target, ferry_postgres::Plugin::Decoderbufs);
+        options.full.tables = ferry_postgres::TableSelection::parse(
+            &tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            &[],
+        )
+        .unwrap();
+        options
+    };
+    let (stop, sync) = start(only(&["public.t1"]));
+    wait_equal(&source, &target, "public.t1").await;
+    stop_run(stop, sync).await;
+
+    let phases = [
+        "logical decoding found initial starting point",
+        "logical decoding found initial consistent point",
+        "logical decoding found consistent point",
+    ];
+    let seen: Vec<usize> = phases
+        .iter()
+        .map(|p| source.server_log().matches(p).count())
+        .collect();
+    let (x, b, c) = (
+        source.admin_client().await,
+        source.admin_client().await,
+        source.admin_client().await,
+    );
+    x.batch_execute("BEGIN; INSERT INTO public.t1 VALUES (1)")
+        .await
+        .unwrap();
+    let (stop, sync) = start(only(&["public.t1", "public.t2"]));
+    wait_log(&source, phases[0], seen[0]).await;
+    b.batch_execute(
+        "BEGIN; INSERT INTO public.t1 VALUES (2); INSERT INTO public.t2 VALUES (2, 'in the copy')",
+    )
+    .await
+    .unwrap();
+    x.batch_execute("COMMIT").await.unwrap();
+    source.psql("CHECKPOINT").unwrap();
+    wait_log(&source, phases[1], seen[1]).await;
+    c.batch_execute("BEGIN; INSERT INTO public.t2 VALUES (3, 'spanning')")
+        .await
+        .unwrap();
+    b.batch_execute("COMMIT").await.unwrap();
+    source.psql("CHECKPOINT").unwrap();
+    wait_log(&source, phases[2], seen[2]).await;
+    c.batch_execute("COMMIT").await.unwrap();
+    wait_equal(&source, &target, "public.t2").await;
+    wait_equal(&source, &target, "public.t1").await;
+    stop_run(stop, sync).await;
 }

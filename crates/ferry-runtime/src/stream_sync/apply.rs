@@ -59,8 +59,9 @@ struct OpenTxn {
     skip: bool,
     /// Statements it added to the group; with none, stopping can commit the group without it.
     statements: u64,
-    /// Its commit LSN.
+    /// Its commit LSN, or with decoderbufs a lower bound of it.
     commit: Lsn,
+    xid: u32,
 }
 
 /// Running totals, logged every [`REPORT_EVERY`].
@@ -186,15 +187,28 @@ impl<'a> Applier<'a> {
 
     /// Whether a change to `relation` in the open transaction is older than the table's
     /// start: the table was added to the pipeline later, and its copy already has it.
+    /// A commit before the copy slot's consistent point is in the copy; where the Begin
+    /// gives only a lower bound of the commit (decoderbufs), one below that point is
+    /// decided by the copy snapshot's transaction ids (`snapshot.rs`).
     fn before_start(&self, relation: RelationId) -> bool {
-        let Some(commit) = self.open.as_ref().map(|t| t.commit) else {
+        let Some(txn) = self.open.as_ref() else {
             return false;
         };
-        self.relations
+        let Some(start) = self
+            .relations
             .get(relation)
             .map(|d| ferry_postgres::sink::apply::target_table(&d.relation))
             .and_then(|table| self.starts.get(&table))
-            .is_some_and(|start| commit < *start)
+        else {
+            return false;
+        };
+        if txn.commit >= start.lsn {
+            return false;
+        }
+        match (&start.snapshot, self.decoder.commit_known_at_begin()) {
+            (_, true) | (None, false) => true,
+            (Some(snapshot), false) => snapshot.sees(txn.xid),
+        }
     }
 
     /// Whether changes to `relation` are replicated (decoderbufs sends every table's; the
@@ -248,7 +262,7 @@ impl<'a> Applier<'a> {
             return self.handle_streamed(subxid, change).await;
         }
         match change {
-            Change::Begin { final_lsn, .. } => {
+            Change::Begin { final_lsn, xid, .. } => {
                 let skip = final_lsn < self.applied;
                 if !skip && self.group.since.is_none() {
                     self.group.since = Some(Instant::now());
@@ -257,6 +271,7 @@ impl<'a> Applier<'a> {
                     skip,
                     statements: 0,
                     commit: final_lsn,
+                    xid,
                 });
             }
             Change::Commit {

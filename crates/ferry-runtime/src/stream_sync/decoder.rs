@@ -49,6 +49,12 @@ impl StreamDecoder {
         })
     }
 
+    /// Whether a Begin carries its transaction's commit position. decoderbufs' carries a
+    /// lower bound only (its first change's position, or the last commit's).
+    pub fn commit_known_at_begin(&self) -> bool {
+        !matches!(self, StreamDecoder::Decoderbufs(_))
+    }
+
     /// Whether Relation changes carry type modifiers (only pgoutput's do).
     pub fn typmods_known(&self) -> bool {
         matches!(self, StreamDecoder::Pgoutput(_))

@@ -7,7 +7,7 @@ use ferry_core::{quote_ident, Lsn, TableName};
 use ferry_postgres::{catalog, Plugin};
 use tokio_postgres::Client;
 
-use super::plan::Observed;
+use super::plan::{Observed, TableStart, XidSnapshot};
 use super::setup::source_catalog;
 use super::StreamSyncOptions;
 use crate::error::SyncError;
@@ -63,7 +63,7 @@ pub async fn observe(options: &StreamSyncOptions) -> Result<Observed, SyncError>
 async fn read_target(
     target: &Client,
     options: &StreamSyncOptions,
-) -> Result<(Option<Lsn>, Vec<(TableName, Option<Lsn>)>), SyncError> {
+) -> Result<(Option<Lsn>, Vec<(TableName, Option<TableStart>)>), SyncError> {
     let schema = quote_ident(&options.progress_schema);
     let exists = |table: String| async move {
         target
@@ -95,17 +95,22 @@ async fn read_target(
         let rows = target
             .query(
                 &format!(
-                    "SELECT schema_name, table_name, start_lsn::text FROM {schema}.tables
-                     WHERE pipeline = $1 ORDER BY 1, 2"
+                    // A record from before the snapshot column lacks it: read it by name.
+                    "SELECT schema_name, table_name, start_lsn::text, to_jsonb(r) ->> 'snapshot'
+                     FROM {schema}.tables r WHERE pipeline = $1 ORDER BY 1, 2"
                 ),
                 &[&options.pipeline],
             )
             .await
             .map_err(|e| SyncError::sql("reading the pipeline's tables", e))?;
         for row in rows {
+            let snapshot = row
+                .get::<_, Option<String>>(3)
+                .and_then(|s| XidSnapshot::parse(&s));
+            let lsn = parse(row.get(2))?;
             recorded.push((
                 TableName::new(row.get::<_, String>(0), row.get::<_, String>(1)),
-                parse(row.get(2))?,
+                lsn.map(|lsn| TableStart { lsn, snapshot }),
             ));
         }
     }

@@ -23,6 +23,8 @@ use std::fmt;
 use ferry_core::{Lsn, TableName};
 use ferry_postgres::catalog::{PublicationInfo, SlotInfo};
 use ferry_postgres::publication::{self, PublicationPlan};
+
+pub use super::snapshot::XidSnapshot;
 use ferry_postgres::{Plugin, ResolvedSelection};
 
 use super::StreamSyncOptions;
@@ -44,7 +46,26 @@ pub struct Observed {
     pub position: Option<Lsn>,
     /// The target's record of carried tables and where each one's changes start (`None`:
     /// its copy did not finish).
-    pub recorded: Vec<(TableName, Option<Lsn>)>,
+    pub recorded: Vec<(TableName, Option<TableStart>)>,
+}
+
+/// Where a carried table's changes start: from transactions its copy does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableStart {
+    /// The copy slot's consistent point (0/0: carried from the pipeline's first copy).
+    pub lsn: Lsn,
+    /// The copy snapshot's transaction ids, where recorded (decoderbufs decides by them).
+    pub snapshot: Option<XidSnapshot>,
+}
+
+impl TableStart {
+    /// From `lsn`, with no snapshot recorded.
+    pub fn at(lsn: Lsn) -> Self {
+        TableStart {
+            lsn,
+            snapshot: None,
+        }
+    }
 }
 
 /// How the run begins.
@@ -98,7 +119,7 @@ pub struct Plan {
     pub forget: Vec<TableName>,
     /// Carried tables added after the pipeline's copy, and the position their changes
     /// apply from (the tables in `add` get theirs from their copy).
-    pub starts: Vec<(TableName, Lsn)>,
+    pub starts: Vec<(TableName, TableStart)>,
     /// The tables whose changes are applied (partitions included).
     pub carried: Vec<TableName>,
     pub warnings: Vec<String>,
@@ -238,7 +259,12 @@ fn resume_tables(plan: &mut Plan, seen: &Observed) {
         .recorded
         .iter()
         .filter(|(t, _)| !plan.add.iter().any(|(a, _)| a == t) && seen.selection.contains(t))
-        .filter_map(|(t, start)| start.filter(|l| !l.is_zero()).map(|l| (t.clone(), l)))
+        .filter_map(|(t, start)| {
+            start
+                .as_ref()
+                .filter(|s| !s.lsn.is_zero())
+                .map(|s| (t.clone(), s.clone()))
+        })
         .collect();
     plan.forget = seen
         .recorded

@@ -7,7 +7,7 @@
 use ferry_core::{Lsn, TableName};
 use ferry_pgwire::ReplicationClient;
 
-use super::plan::{Plan, Start};
+use super::plan::{Plan, Start, TableStart};
 use super::setup::{self, source_catalog};
 use super::tables::{self, Starts};
 use super::StreamSyncOptions;
@@ -27,20 +27,32 @@ pub(super) async fn act(
         Start::First { again } => {
             setup::save_position(options, target, Lsn::ZERO).await?;
             let position = setup::initial_position(options, progress, again).await?;
-            tables::record(options, target, &plan.carried, Some(Lsn::ZERO)).await?;
+            tables::record(
+                options,
+                target,
+                &plan.carried,
+                Some(&TableStart::at(Lsn::ZERO)),
+            )
+            .await?;
             setup::save_position(options, target, position).await?;
             Ok((position, Starts::new()))
         }
         Start::Resume(lsn) => {
             if plan.record_all {
-                tables::record(options, target, &plan.carried, Some(Lsn::ZERO)).await?;
+                tables::record(
+                    options,
+                    target,
+                    &plan.carried,
+                    Some(&TableStart::at(Lsn::ZERO)),
+                )
+                .await?;
             }
             tables::forget(options, target, &plan.forget).await?;
             let mut starts: Starts = plan.starts.iter().cloned().collect();
             if !plan.add.is_empty() {
                 let added: Vec<TableName> = plan.add.iter().map(|(t, _)| t.clone()).collect();
                 let start = tables::copy_added(options, target, progress, &added).await?;
-                starts.extend(added.into_iter().map(|t| (t, start)));
+                starts.extend(added.into_iter().map(|t| (t, start.clone())));
             }
             Ok((lsn, starts))
         }

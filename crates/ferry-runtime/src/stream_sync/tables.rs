@@ -8,7 +8,9 @@
 //!   is copied alone from a temporary slot's exported snapshot (after the reconcile step
 //!   added it to the publication), whose consistent point X is recorded as the table's
 //!   start. Its changes in the stream are applied only from transactions committing at or
-//!   after X: earlier ones are in the copy. While any table's start is ahead of the stream,
+//!   after X: earlier ones are in the copy. decoderbufs gives no commit position at Begin,
+//!   so for it a transaction that may have committed before X is decided by the copy
+//!   snapshot's transaction ids, recorded with X (`snapshot.rs`). While any table's start is ahead of the stream,
 //!   large transactions are not streamed before commit (their commit position decides).
 //! - **A table no longer selected** leaves the record; its target table is left as it is.
 //!
@@ -18,18 +20,19 @@
 
 use std::collections::HashMap;
 
-use ferry_core::{quote_ident, quote_literal, Lsn, TableName};
+use ferry_core::{quote_ident, quote_literal, TableName};
 use ferry_pgwire::ReplicationClient;
 use ferry_postgres::schema::create::OnExisting;
 use ferry_postgres::TableSelection;
 
+use super::plan::{TableStart, XidSnapshot};
 use super::StreamSyncOptions;
 use crate::error::SyncError;
 use crate::full_sync::{run_full_sync, SnapshotSource};
 use crate::progress::Progress;
 
 /// Tables whose changes apply only from a source position on.
-pub(super) type Starts = HashMap<TableName, Lsn>;
+pub(super) type Starts = HashMap<TableName, TableStart>;
 
 fn table_sql(options: &StreamSyncOptions) -> String {
     format!("{}.tables", quote_ident(&options.progress_schema))
@@ -42,9 +45,10 @@ pub(super) async fn create(
 ) -> Result<(), SyncError> {
     target
         .simple_query(&format!(
-            "CREATE TABLE IF NOT EXISTS {} (
+            "CREATE TABLE IF NOT EXISTS {0} (
                  pipeline text NOT NULL, schema_name text NOT NULL, table_name text NOT NULL,
-                 start_lsn pg_lsn, PRIMARY KEY (pipeline, schema_name, table_name))",
+                 start_lsn pg_lsn, PRIMARY KEY (pipeline, schema_name, table_name));
+             ALTER TABLE {0} ADD COLUMN IF NOT EXISTS snapshot text",
             table_sql(options)
         ))
         .await
@@ -57,19 +61,22 @@ pub(super) async fn record(
     options: &StreamSyncOptions,
     target: &mut ReplicationClient,
     tables: &[TableName],
-    start: Option<Lsn>,
+    start: Option<&TableStart>,
 ) -> Result<(), SyncError> {
     if tables.is_empty() {
         return Ok(());
     }
-    let start = start.map_or("NULL".to_owned(), |l| {
-        format!("{}::pg_lsn", quote_literal(&l.to_string()))
+    let lsn = start.map_or("NULL".to_owned(), |s| {
+        format!("{}::pg_lsn", quote_literal(&s.lsn.to_string()))
     });
+    let snapshot = start
+        .and_then(|s| s.snapshot.as_ref())
+        .map_or("NULL".to_owned(), |s| quote_literal(&s.to_string()));
     let values: Vec<String> = tables
         .iter()
         .map(|t| {
             format!(
-                "({}, {}, {}, {start})",
+                "({}, {}, {}, {lsn}, {snapshot})",
                 quote_literal(&options.pipeline),
                 quote_literal(&t.schema),
                 quote_literal(&t.name)
@@ -79,8 +86,8 @@ pub(super) async fn record(
     target
         .simple_query(&format!(
             "SET synchronous_commit = on;
-             INSERT INTO {} VALUES {} ON CONFLICT (pipeline, schema_name, table_name)
-             DO UPDATE SET start_lsn = EXCLUDED.start_lsn;
+             INSERT INTO {} (pipeline, schema_name, table_name, start_lsn, snapshot) VALUES {} ON CONFLICT (pipeline, schema_name, table_name)
+             DO UPDATE SET start_lsn = EXCLUDED.start_lsn, snapshot = EXCLUDED.snapshot;
              SET synchronous_commit = off",
             table_sql(options),
             values.join(", ")
@@ -90,13 +97,14 @@ pub(super) async fn record(
     Ok(())
 }
 
-/// Copies `tables` alone from a temporary slot's snapshot; returns its consistent point.
+/// Copies `tables` alone from a temporary slot's snapshot; returns its consistent point
+/// and the snapshot's transaction ids.
 pub(super) async fn copy_added(
     options: &StreamSyncOptions,
     target: &mut ReplicationClient,
     progress: &Progress,
     tables: &[TableName],
-) -> Result<Lsn, SyncError> {
+) -> Result<TableStart, SyncError> {
     tracing::info!(
         tables = tables.len(),
         "tables newly selected: adding them to the pipeline"
@@ -112,11 +120,21 @@ pub(super) async fn copy_added(
         keep: false,
     };
     let summary = run_full_sync(&full, progress).await?;
-    let start = summary
+    let lsn = summary
         .consistent_point
         .ok_or_else(|| SyncError::Internal("the added tables' copy had no slot".into()))?;
-    record(options, target, tables, Some(start)).await?;
-    tracing::info!(tables = tables.len(), lsn = %start, "tables added: their changes apply from here");
+    let snapshot = XidSnapshot::parse(&summary.snapshot_xids).ok_or_else(|| {
+        SyncError::Internal(format!(
+            "the copy snapshot's transaction ids {:?} do not parse",
+            summary.snapshot_xids
+        ))
+    })?;
+    let start = TableStart {
+        lsn,
+        snapshot: Some(snapshot),
+    };
+    record(options, target, tables, Some(&start)).await?;
+    tracing::info!(tables = tables.len(), %lsn, "tables added: their changes apply from here");
     Ok(start)
 }
 

@@ -108,9 +108,9 @@ fn a_carried_table_the_publication_lacks_is_copied_again() {
     seen.slot = Some(slot("s"));
     seen.position = Some(Lsn::from_u64(100));
     seen.recorded = vec![
-        (t("t1"), Some(Lsn::ZERO)),
-        (t("t2"), Some(Lsn::ZERO)),
-        (t("gone"), Some(Lsn::ZERO)),
+        (t("t1"), Some(TableStart::at(Lsn::ZERO))),
+        (t("t2"), Some(TableStart::at(Lsn::ZERO))),
+        (t("gone"), Some(TableStart::at(Lsn::ZERO))),
     ];
     seen.leftover_slots = vec!["s_add".into()];
     let plan = compute(&options(), &seen).unwrap();
