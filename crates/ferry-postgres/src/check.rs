@@ -7,6 +7,7 @@
 
 mod plugin_limits;
 mod report;
+mod selection;
 mod source;
 mod target;
 

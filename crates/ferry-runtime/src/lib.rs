@@ -15,5 +15,7 @@ pub use error::SyncError;
 pub use full_sync::{run_full_sync, FullSyncOptions, SnapshotSource};
 pub use progress::{FullSyncSummary, Progress, SyncEvent};
 pub use stream_sync::decoder::{plugin_options, selected_tables, StreamDecoder};
-pub use stream_sync::{record_last_error, run_stream_sync, BatchLimits, StreamSyncOptions};
+pub use stream_sync::{
+    plan_stream_sync, record_last_error, run_stream_sync, BatchLimits, StreamSyncOptions,
+};
 pub use timestamp_sync::{run_timestamp_sync, TimestampSyncOptions};

@@ -94,6 +94,14 @@ pub struct StreamSyncOptions {
     pub batch: BatchLimits,
 }
 
+/// What a run with `options` would do at its start, read without changing anything (for
+/// `ferry sync --dry-run` and `ferry status`): the plan, or the refusal the run would stop
+/// with.
+pub async fn plan_stream_sync(options: &StreamSyncOptions) -> Result<plan::Plan, SyncError> {
+    let seen = observe::observe(options).await?;
+    plan::compute(options, &seen)
+}
+
 /// Streams until `stop` turns true; then the group of complete transactions in hand is
 /// committed and confirmed, anything incomplete is rolled back (the server sends it again
 /// next time), and the function returns.

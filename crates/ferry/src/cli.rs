@@ -117,6 +117,10 @@ pub enum Command {
         /// The pipeline to run, when the config has several.
         #[arg(long)]
         pipeline: Option<String>,
+        /// Print what the run would do at its start (publication, slots, tables to copy,
+        /// warnings) or why it would refuse to start, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

@@ -90,7 +90,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Setup {
             what: SetupCommand::Timestamps { apply, pipeline },
         } => commands::setup::timestamps(&config, apply, pipeline.as_deref()).await,
-        Command::Sync { pipeline } => commands::sync::run(&config, pipeline.as_deref()).await,
+        Command::Sync { pipeline, dry_run } => {
+            if dry_run {
+                commands::sync::dry_run(&config, pipeline.as_deref()).await
+            } else {
+                commands::sync::run(&config, pipeline.as_deref()).await
+            }
+        }
         // Handled above, before a config file is needed.
         Command::Demo {
             duration,

@@ -50,6 +50,9 @@ pub(crate) struct Status {
     problems: Vec<String>,
     /// The SQL that starts a resync, when one is needed.
     fix: Option<String>,
+    /// What the next start of a streaming pipeline would do (`ferry sync --dry-run`), or
+    /// why it would refuse to start.
+    next_start: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -110,6 +113,18 @@ pub(crate) async fn status(pipeline: &PipelineConfig) -> Status {
         "streaming" => sample_rate(pipeline, &mut s).await,
         "copying" | "copying added tables" => copy_progress(pipeline, &mut s).await,
         _ => {}
+    }
+    if pipeline.sync.uses_slot() && pipeline.sync.mode != SyncMode::Full {
+        let options = super::sync::stream_options(pipeline);
+        s.next_start = match ferry_runtime::plan_stream_sync(&options).await {
+            Ok(plan) => plan
+                .to_string()
+                .lines()
+                .skip(1)
+                .map(|l| l.trim().to_owned())
+                .collect(),
+            Err(e) => vec![format!("refused: {}", ferry_pgwire::error_chain(&e))],
+        };
     }
     if matches!(s.phase.as_str(), "slot missing" | "slot lost") {
         s.fix = Some(format!(
@@ -374,6 +389,10 @@ fn print(s: &Status) {
     }
     if let Some(fix) = &s.fix {
         println!("  fix:        {fix}");
+    }
+    for (i, step) in s.next_start.iter().enumerate() {
+        let label = if i == 0 { "next start:" } else { "" };
+        println!("  {label:<11} {step}");
     }
     for problem in &s.problems {
         println!("  could not read: {problem}");

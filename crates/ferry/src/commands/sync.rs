@@ -22,6 +22,59 @@ pub(crate) mod guard;
 /// Tables above this size are split among workers.
 const SPLIT_BYTES: i64 = ferry_postgres::source::snapshot::DEFAULT_SPLIT_BYTES;
 
+/// Prints what the sync of one pipeline would do at its start, changing nothing: the plan
+/// of a streaming pipeline (exit 0) or the refusal it would stop with (exit 1); for the
+/// copy-only modes, the tables the patterns select and the patterns that match nothing.
+pub async fn dry_run(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    let pipeline = select(config, only)?;
+    if pipeline.sync.uses_slot() && pipeline.sync.mode != SyncMode::Full {
+        return match ferry_runtime::plan_stream_sync(&stream_options(pipeline)).await {
+            Ok(plan) => {
+                print!("{plan}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                println!(
+                    "pipeline {:?} would not start: {}",
+                    pipeline.name,
+                    chain(&e)
+                );
+                Ok(ExitCode::from(1))
+            }
+        };
+    }
+    let client = ferry_pgwire::connect_sql(&pipeline.source.conn)
+        .await
+        .context("connecting to the source")?;
+    let info = ferry_postgres::catalog::server_info(&client).await?;
+    let selection =
+        ferry_postgres::read_selection(&client, info.version_num, &pipeline.source.tables).await?;
+    println!(
+        "plan of pipeline {:?} (mode {}):",
+        pipeline.name, pipeline.sync.mode
+    );
+    println!(
+        "  copy {} tables from one snapshot{}",
+        selection.tables.len(),
+        if pipeline.sync.mode == SyncMode::Timestamp {
+            ", then poll them by timestamp"
+        } else {
+            ""
+        }
+    );
+    for table in &selection.tables {
+        println!("    {}", table.info.name);
+    }
+    for warning in selection.unmatched_warnings() {
+        println!("  warning: {warning}");
+    }
+    Ok(if selection.tables.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// Runs the sync of one pipeline (the only one, or `--pipeline NAME`).
 pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let pipeline = select(config, only)?;
