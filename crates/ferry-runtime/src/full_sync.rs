@@ -261,7 +261,7 @@ async fn load_and_index(
         .map_err(|e| SyncError::Internal(format!("the index builder failed: {e}")))??;
     // One synchronous commit flushes the WAL of every asynchronous commit before it.
     target_control
-        .batch_execute("SET synchronous_commit = on; BEGIN; SELECT txid_current(); COMMIT")
+        .batch_execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
         .await
         .map_err(|e| SyncError::sql("flushing the target's WAL", e))?;
     control

@@ -187,6 +187,11 @@ async fn apply_loop(
     feedback: &feed::Feedback,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), SyncError> {
+    // When the target's flush is next read. A deadline kept across messages, not a sleep
+    // made anew for each: messages faster than the poll (a source shutting down asks for a
+    // reply to a keepalive after every reply) would otherwise starve it, and the commits
+    // waiting for it would never be confirmed.
+    let mut flush_due: Option<tokio::time::Instant> = None;
     loop {
         let received = if apply.has_pending_group() && !apply.group_is_full() {
             // Take whatever is already waiting into the group; commit it once nothing is.
@@ -201,14 +206,16 @@ async fn apply_loop(
             apply.commit_group(feedback).await?;
             continue;
         } else if apply.awaits_flush() {
+            let due = *flush_due.get_or_insert_with(|| tokio::time::Instant::now() + durable::POLL);
             tokio::select! {
                 biased;
                 _ = stop.changed() => None,
-                received = feed.recv() => received?,
-                () = tokio::time::sleep(durable::POLL) => {
+                () = tokio::time::sleep_until(due) => {
+                    flush_due = None;
                     apply.poll_flush(feedback).await?;
                     continue;
                 }
+                received = feed.recv() => received?,
             }
         } else {
             tokio::select! {

@@ -1,7 +1,8 @@
 //! Loss paths found from outside, each forced deterministically: a streamed transaction that
 //! would overtake the commits before it, a restart that would confirm what the target had
 //! not flushed, a stalled apply behind a full read-ahead, an invalidated slot, and a
-//! decoderbufs transaction spanning an added table's copy point.
+//! decoderbufs transaction spanning an added table's copy point; and a liveness path: a
+//! source's fast shutdown that a commit awaiting the target's flush must not hold.
 
 #[path = "support/sync_support.rs"]
 mod support;
@@ -343,4 +344,75 @@ async fn decoderbufs_applies_a_transaction_spanning_an_added_tables_copy_point()
     wait_equal(&source, &target, "public.t2").await;
     wait_equal(&source, &target, "public.t1").await;
     stop_run(stop, sync).await;
+}
+
+/// A pipeline that copied `public.t` and streams, and a row streamed after the target's WAL
+/// writer was stopped: its commit on the target is not flushed yet.
+async fn streamed_commit_awaiting_the_targets_flush() -> (
+    std::sync::Arc<TempCluster>,
+    TempCluster,
+    watch::Sender<bool>,
+    Run,
+) {
+    let source = std::sync::Arc::new(TempCluster::new().unwrap());
+    let target = TempCluster::builder()
+        .setting("autovacuum", "off")
+        .setting("bgwriter_lru_maxpages", "0")
+        .start()
+        .unwrap();
+    source
+        .psql("CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t VALUES (1, 'copied')")
+        .unwrap();
+    let (stop, sync) = start(stream_options(&source, &target));
+    wait_equal(&source, &target, "public.t").await;
+    // Nothing else may flush the target's WAL while its WAL writer is stopped.
+    target.psql("CHECKPOINT").unwrap();
+    signal_wal_writer(&target, "STOP");
+    source
+        .psql("INSERT INTO public.t VALUES (2, 'awaits the target flush')")
+        .unwrap();
+    wait_equal(&source, &target, "public.t").await;
+    (source, target, stop, sync)
+}
+
+/// The copy's last commits are synchronous (its data must be durable before streaming
+/// starts), but that must not stay the apply session's setting: streamed commits are
+/// asynchronous, confirmed once the target flushes them (`durable.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_commits_after_a_copy_are_asynchronous_on_the_target() {
+    let (_source, target, _stop, sync) = streamed_commit_awaiting_the_targets_flush().await;
+    let positions = target
+        .psql("SELECT pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn()")
+        .unwrap();
+    signal_wal_writer(&target, "CONT");
+    sync.abort();
+    let _ = sync.await;
+    assert_eq!(
+        positions.trim(),
+        "t",
+        "the streamed commit was flushed at once: the apply session committed synchronously"
+    );
+}
+
+/// A fast shutdown of the source waits for the walsender, which waits until Ferry confirms
+/// everything it sent, asking with a keepalive after every reply. Here a commit awaits the
+/// target's flush (its WAL writer is stopped) when the shutdown starts: the flush must still
+/// be polled between those keepalives, so once the target flushes, the position is confirmed
+/// and the shutdown ends, instead of the walsender holding the source's stop for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_shutdown_of_the_source_ends_while_a_commit_awaits_the_targets_flush() {
+    let (source, target, _stop, sync) = streamed_commit_awaiting_the_targets_flush().await;
+    let stopping = tokio::spawn({
+        let source = std::sync::Arc::clone(&source);
+        async move { source.stop_async().await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    signal_wal_writer(&target, "CONT");
+    let stopped = tokio::time::timeout(Duration::from_secs(15), stopping).await;
+    sync.abort();
+    let _ = sync.await;
+    stopped
+        .expect("the source's fast shutdown did not end within 15 s of the target's flush: Ferry never confirmed")
+        .unwrap()
+        .unwrap();
 }

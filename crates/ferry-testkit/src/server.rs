@@ -6,8 +6,12 @@
 //! since this launch: "Address already in use" means another process took the port between
 //! our probe and the server's bind, which the caller can retry with a new port.
 //!
-//! Shutdown signals the postmaster (SIGINT = fast, SIGQUIT = immediate), waits, and falls
-//! back to SIGKILL for the whole process group, so no backend outlives a cluster.
+//! Shutdown signals the postmaster (SIGINT = fast, SIGQUIT = immediate) and waits. A fast
+//! shutdown can take a while (a logical walsender decodes all remaining WAL first), so it
+//! falls back to an immediate shutdown, then to SIGKILL of the postmaster and of each of its
+//! children. Backends are not in the postmaster's process group (each calls `setsid`), so
+//! they are found by parent pid, and a stop returns only when they are gone: a start after
+//! it never finds their shared memory still attached.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
@@ -17,8 +21,7 @@ use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::error::TestkitError;
@@ -27,8 +30,9 @@ use crate::template::program;
 
 /// How long a server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a shutdown may take before we SIGKILL the process group.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a shutdown may take before it is escalated (fast to immediate, immediate to
+/// SIGKILL).
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(20);
 /// Lines of server log quoted in errors.
 const LOG_TAIL_LINES: usize = 40;
@@ -159,7 +163,8 @@ pub(crate) fn free_port() -> Result<u16, TestkitError> {
         .map_err(TestkitError::io("find a free port on 127.0.0.1"))
 }
 
-/// Stops the postmaster with `signal`, escalating to SIGKILL of its process group.
+/// Stops the postmaster with `signal`, escalating to an immediate shutdown and then to
+/// SIGKILL of the postmaster and its children; returns once all of them are gone.
 pub(crate) fn shutdown(child: &mut Child, signal: Signal) -> Result<(), TestkitError> {
     let pid = Pid::from_raw(i32::try_from(child.id()).expect("pids fit in i32"));
     let exited = |child: &mut Child| {
@@ -171,29 +176,83 @@ pub(crate) fn shutdown(child: &mut Child, signal: Signal) -> Result<(), TestkitE
     if exited(child)? {
         return Ok(());
     }
+    // Collected while the postmaster lives: once it is gone they are reparented.
+    let mut children = children_of(pid);
     let _ = kill(pid, signal);
-    let deadline = Instant::now() + STOP_TIMEOUT;
+    let mut current = signal;
+    let mut deadline = Instant::now() + STOP_TIMEOUT;
     while !exited(child)? {
-        if Instant::now() > deadline || signal == Signal::SIGKILL {
-            if signal != Signal::SIGKILL {
-                tracing::warn!(%pid, ?signal, "postgres did not stop in time, killing it");
+        children.extend(children_of(pid));
+        if current == Signal::SIGKILL || Instant::now() > deadline {
+            let next = if current == Signal::SIGINT {
+                Signal::SIGQUIT
+            } else {
+                Signal::SIGKILL
+            };
+            if current != Signal::SIGKILL {
+                tracing::warn!(%pid, ?current, ?next, "postgres did not stop in time, escalating");
             }
-            // The group id stays reserved while any member lives, even after we reap the
-            // leader, so this cannot hit an unrelated process.
-            let _ = killpg(pid, Signal::SIGKILL);
-            child
-                .wait()
-                .map_err(TestkitError::io("wait for postgres"))?;
-            // Backends orphaned by the SIGKILL must be gone before a restart, or the new
-            // postmaster finds their shared memory still attached.
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while killpg(pid, None) != Err(Errno::ESRCH) && Instant::now() < deadline {
-                let _ = killpg(pid, Signal::SIGKILL);
-                thread::sleep(POLL);
+            current = next;
+            deadline = Instant::now() + STOP_TIMEOUT;
+            if next == Signal::SIGKILL {
+                let _ = kill(pid, Signal::SIGKILL);
+                for c in &children {
+                    let _ = kill(*c, Signal::SIGKILL);
+                }
+                child
+                    .wait()
+                    .map_err(TestkitError::io("wait for postgres"))?;
+                break;
             }
-            break;
+            let _ = kill(pid, next);
         }
         thread::sleep(POLL);
     }
+    // After a SIGKILL (or an immediate shutdown whose postmaster did not wait) backends may
+    // outlive the postmaster; a new one would find their shared memory still attached.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    children.sort_unstable();
+    children.dedup();
+    children.retain(|c| alive_postgres(*c));
+    while !children.is_empty() && Instant::now() < deadline {
+        for c in &children {
+            let _ = kill(*c, Signal::SIGKILL);
+        }
+        thread::sleep(POLL);
+        children.retain(|c| alive_postgres(*c));
+    }
     Ok(())
+}
+
+/// The processes whose parent is `parent`, from `/proc`.
+fn children_of(parent: Pid) -> Vec<Pid> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .map(Pid::from_raw)
+        .filter(|p| parent_of(*p) == Some(parent))
+        .collect()
+}
+
+/// The parent pid of `pid`, from `/proc/<pid>/stat` (the field after the `)` of the name).
+fn parent_of(pid: Pid) -> Option<Pid> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let ppid = rest.split_whitespace().nth(1)?.parse::<i32>().ok()?;
+    Some(Pid::from_raw(ppid))
+}
+
+/// Whether `pid` is still a live postgres process (not a zombie). Its pid could only have
+/// been reused within the few seconds this is asked, and then by another postgres.
+fn alive_postgres(pid: Pid) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return false;
+    };
+    let state = stat[close + 1..].split_whitespace().next().unwrap_or("");
+    state != "Z" && stat[..close].ends_with("(postgres")
 }

@@ -124,7 +124,7 @@ pub(super) async fn save_position(
 ) -> Result<(), SyncError> {
     target
         .simple_query(&format!(
-            "SET synchronous_commit = on; BEGIN; {}; COMMIT",
+            "BEGIN; SET LOCAL synchronous_commit = on; {}; COMMIT",
             save_position_sql(options, lsn, None, (0, 0))
         ))
         .await
