@@ -36,6 +36,7 @@ mod scratch;
 mod server;
 mod template;
 mod tls;
+pub mod torture;
 
 pub use builder::{Auth, TempClusterBuilder};
 pub use cluster::TempCluster;
