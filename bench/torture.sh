@@ -14,6 +14,7 @@
 #   --first-seed     the first seed (default: from the clock, printed)
 # FERRY_TORTURE_FEATURES passes through (e.g. "-kill_ferry" or "none,toast").
 # Results: $BENCH_DIR/results/torture.tsv (seed, plugin, outcome, seconds).
+# Each case runs through cargo: do not edit or build this tree while it soaks.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BENCH_DIR=${BENCH_DIR:-/tmp/ferry-bench}
@@ -59,9 +60,15 @@ while [ "$(date +%s)" -lt "$END" ]; do
         --cargo-quiet --no-capture >"$log" 2>&1; then
         outcome=clean
         rm -f "$log"
-    else
+    elif grep -q 'torture case FAILED' "$log"; then
         outcome=FAILED
         failed+=("$plugin $SEED")
+    else
+        # No case report: the harness itself failed (a build error, a tree edited while
+        # soaking): stop rather than count every later seed as a failure.
+        echo "torture.sh: seed $SEED $plugin: the test did not run a case; its output:" >&2
+        tail -30 "$log" >&2
+        exit 2
     fi
     secs=$(( $(date +%s) - start ))
     printf '%s\t%s\t%s\t%s\n' "$SEED" "$plugin" "$outcome" "$secs" >> "$TSV"

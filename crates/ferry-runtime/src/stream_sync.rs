@@ -32,6 +32,7 @@ mod setup;
 mod snapshot;
 pub use setup::record_last_error;
 mod streamed;
+mod table_watch;
 mod tables;
 
 use std::time::Duration;
@@ -91,7 +92,18 @@ pub struct StreamSyncOptions {
     pub coalesce: bool,
     /// How often a heartbeat message is written on the source; `None`: never.
     pub heartbeat: Option<Duration>,
+    /// How often the source's tables are listed while streaming, to take in tables created
+    /// or created again (`table_watch.rs`); `None`: only at the start.
+    pub watch_tables: Option<Duration>,
     pub batch: BatchLimits,
+}
+
+/// How a streaming run ended without an error.
+enum Ended {
+    /// `stop` turned true, or the stream ended.
+    Stopped,
+    /// The source's tables changed: start over, so the plan takes them in.
+    TablesChanged(String),
 }
 
 /// What a run with `options` would do at its start, read without changing anything (for
@@ -110,6 +122,23 @@ pub async fn run_stream_sync(
     progress: &Progress,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SyncError> {
+    loop {
+        match run_once(options, progress, &mut stop).await? {
+            Ended::Stopped => return Ok(()),
+            Ended::TablesChanged(reason) => {
+                tracing::info!(pipeline = %options.pipeline, "the source's tables changed ({reason}): starting over to take them in");
+                wait_slot_released(options).await;
+            }
+        }
+    }
+}
+
+/// One run: observe, plan, act, then stream until stopped or the source's tables change.
+async fn run_once(
+    options: &StreamSyncOptions,
+    progress: &Progress,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Ended, SyncError> {
     let mut target = setup::session(&options.full.target).await?;
     setup::lock_pipeline(options, &mut target).await?;
     setup::create_progress(options, &mut target).await?;
@@ -158,6 +187,12 @@ pub async fn run_stream_sync(
         .map(|every| AbortOnDrop(tokio::spawn(heartbeat(options.full.source.clone(), every))));
     let decoder =
         decoder::StreamDecoder::new(options.plugin, &options.full.source, tables, start).await?;
+    let mut tables_watch = table_watch::TableWatch::start(
+        &options.full.source,
+        &options.full.tables,
+        &plan.oids,
+        options.watch_tables,
+    );
     let mut feed = feed::Feed::start(stream);
     let feedback = feed.feedback();
     let mut apply = Applier::new(
@@ -169,30 +204,52 @@ pub async fn run_stream_sync(
         accepted,
         progress.clone(),
     );
+    apply.expect_oids(&plan.oids);
     // The stored position may come from an asynchronous commit the target has not flushed:
     // it is confirmed like any other commit, once the target's flush passes it.
     apply.resume_from_stored(&feedback).await?;
-    let result = apply_loop(&mut apply, &mut feed, &feedback, &mut stop).await;
-    if result.is_ok() {
-        apply.finish(&feedback).await;
-        feed.finish().await;
+    let result = apply_loop(&mut apply, &mut feed, &feedback, stop, &mut tables_watch).await;
+    match result {
+        Ok(_) => {
+            apply.finish(&feedback).await;
+            feed.finish().await;
+        }
+        Err(e) if options.watch_tables.is_some() => {
+            // Nothing of the failed group is kept (its target transaction is gone with the
+            // error); if the source's tables changed, the next run takes that in instead.
+            if let Some(reason) =
+                table_watch::check_now(&options.full.source, &options.full.tables, &plan.oids).await
+            {
+                tracing::warn!(error = %format!("{e:#}"), "applying failed after the source's tables changed");
+                return Ok(Ended::TablesChanged(reason));
+            }
+            return Err(e);
+        }
+        Err(_) => {}
     }
     result
 }
 
-/// Applies what the feed delivers until the stream ends, `stop`, or an error.
+/// Applies what the feed delivers until the stream ends, `stop`, the source's tables change,
+/// or an error.
 async fn apply_loop(
     apply: &mut Applier<'_>,
     feed: &mut feed::Feed,
     feedback: &feed::Feedback,
     stop: &mut watch::Receiver<bool>,
-) -> Result<(), SyncError> {
+    tables_watch: &mut table_watch::TableWatch,
+) -> Result<Ended, SyncError> {
     // When the target's flush is next read. A deadline kept across messages, not a sleep
     // made anew for each: messages faster than the poll (a source shutting down asks for a
     // reply to a keepalive after every reply) would otherwise starve it, and the commits
     // waiting for it would never be confirmed.
     let mut flush_due: Option<tokio::time::Instant> = None;
     loop {
+        // The run ends where it is: `finish` commits the complete transactions in hand and
+        // rolls back a half-read one, which the next run is sent again.
+        if let Some(reason) = apply.tables_changed().or_else(|| tables_watch.reason()) {
+            return Ok(Ended::TablesChanged(reason));
+        }
         let received = if apply.has_pending_group() && !apply.group_is_full() {
             // Take whatever is already waiting into the group; commit it once nothing is.
             match feed.try_recv()? {
@@ -210,6 +267,7 @@ async fn apply_loop(
             tokio::select! {
                 biased;
                 _ = stop.changed() => None,
+                () = tables_watch.changed() => continue,
                 () = tokio::time::sleep_until(due) => {
                     flush_due = None;
                     apply.poll_flush(feedback).await?;
@@ -221,15 +279,16 @@ async fn apply_loop(
             tokio::select! {
                 biased;
                 _ = stop.changed() => None,
+                () = tables_watch.changed() => continue,
                 received = feed.recv() => received?,
             }
         };
         let Some(received) = received else {
-            return Ok(());
+            return Ok(Ended::Stopped);
         };
         apply.handle(received.message, feedback).await?;
         if *stop.borrow() {
-            return Ok(());
+            return Ok(Ended::Stopped);
         }
     }
 }
@@ -297,6 +356,27 @@ async fn slot_invalidation(options: &StreamSyncOptions) -> Option<String> {
         .await
         .ok()??;
     slot.invalidation()
+}
+
+/// Waits (up to 30 s) until no walsender holds the run's slot: the connection of the run
+/// that just ended lets go of it a moment after it closed.
+async fn wait_slot_released(options: &StreamSyncOptions) {
+    let Ok((client, _)) = setup::source_catalog(options).await else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        let active = client
+            .query_opt(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                &[&options.slot],
+            )
+            .await;
+        if !matches!(active, Ok(Some(_))) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Ends a background task when its owner goes away.

@@ -128,6 +128,10 @@ pub struct SyncConfig {
     /// How often a heartbeat message is written on the source while streaming; `None`
     /// (`heartbeat_interval = "off"`) never.
     pub heartbeat_interval: Option<Duration>,
+    /// How often the source's tables are listed while streaming, to take in tables created
+    /// (or dropped and created again) that match the selection; `None` (`"off"`): only at
+    /// each start.
+    pub table_check_interval: Option<Duration>,
     /// Let PostgreSQL 14+ stream large transactions before they commit.
     pub streaming: bool,
     /// The WAL retention guard.
@@ -402,6 +406,10 @@ fn pipeline(
             heartbeat_interval: match sync.heartbeat_interval.as_deref() {
                 Some("off") => None,
                 text => Some(duration(&f("sync.heartbeat_interval"), text, "10s")?),
+            },
+            table_check_interval: match sync.table_check_interval.as_deref() {
+                Some("off") => None,
+                text => Some(duration(&f("sync.table_check_interval"), text, "5s")?),
             },
             streaming: sync.streaming.unwrap_or(true),
             retention: RetentionConfig::parse(

@@ -92,6 +92,10 @@ pub(super) struct Applier<'a> {
     open: Option<OpenTxn>,
     durability: Durability,
     totals: Totals,
+    /// The carried tables' source OIDs as the plan observed them (pgoutput's relation ids).
+    oids: std::collections::HashMap<ferry_core::TableName, u32>,
+    /// Set when a Relation message shows a carried table created again: the run ends.
+    tables_changed: Option<String>,
 }
 
 impl<'a> Applier<'a> {
@@ -121,7 +125,40 @@ impl<'a> Applier<'a> {
             open: None,
             durability: Durability::default(),
             totals: Totals::default(),
+            oids: Default::default(),
+            tables_changed: None,
         }
+    }
+
+    /// The plan's source OIDs, against which pgoutput's relation ids are checked.
+    pub(super) fn expect_oids(&mut self, oids: &[(ferry_core::TableName, u32)]) {
+        if self.options.plugin == ferry_postgres::Plugin::Pgoutput {
+            self.oids = oids.iter().cloned().collect();
+        }
+    }
+
+    /// Why the run must start over, once a Relation message showed it.
+    pub(super) fn tables_changed(&self) -> Option<String> {
+        self.tables_changed.clone()
+    }
+
+    /// Whether pgoutput describes a carried table under another OID than the plan saw, and
+    /// the source's catalog confirms it was created again since (an older relation of the
+    /// same name, decoded from before the drop, is not that).
+    async fn recreated(&mut self, relation: &ferry_core::Relation) -> Result<bool, SyncError> {
+        let table = ferry_postgres::sink::apply::target_table(relation);
+        let Some(&planned) = self.oids.get(&table) else {
+            return Ok(false);
+        };
+        if planned == relation.id.0 {
+            return Ok(false);
+        }
+        let now = self.lookup.current_oid(&table).await?;
+        if now.is_some_and(|oid| oid != planned) {
+            self.tables_changed = Some(format!("table {table} was dropped and created again"));
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Treats the stored start position as a commit that becomes durable once the target's
@@ -229,8 +266,13 @@ impl<'a> Applier<'a> {
         change: Change,
         feedback: &Feedback,
     ) -> Result<(), SyncError> {
+        if self.tables_changed.is_some() {
+            // The run ends before anything more of its stream is applied.
+            return Ok(());
+        }
         let change = match change {
             Change::Relation { relation, .. } if !self.selected(&relation) => return Ok(()),
+            Change::Relation { relation, .. } if self.recreated(&relation).await? => return Ok(()),
             Change::Truncate {
                 stream_xid,
                 relations,

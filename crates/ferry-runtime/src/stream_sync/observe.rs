@@ -3,6 +3,8 @@
 //! Read-only, so `ferry status` and `ferry sync --dry-run` can show the plan of a pipeline
 //! that is running or has never run.
 
+use std::collections::HashMap;
+
 use ferry_core::{quote_ident, Lsn, TableName};
 use ferry_postgres::{catalog, Plugin};
 use tokio_postgres::Client;
@@ -47,7 +49,7 @@ pub async fn observe(options: &StreamSyncOptions) -> Result<Observed, SyncError>
             side: "target",
             source,
         })?;
-    let (position, recorded) = read_target(&target, options).await?;
+    let (position, recorded, recorded_oids) = read_target(&target, options).await?;
     Ok(Observed {
         version,
         selection,
@@ -56,14 +58,22 @@ pub async fn observe(options: &StreamSyncOptions) -> Result<Observed, SyncError>
         leftover_slots,
         position,
         recorded,
+        recorded_oids,
     })
 }
+
+/// What [`read_target`] returns: the stored position, the table record and its OIDs.
+type TargetState = (
+    Option<Lsn>,
+    Vec<(TableName, Option<TableStart>)>,
+    HashMap<TableName, u32>,
+);
 
 /// The stored position and the table record, if the tables that hold them exist.
 async fn read_target(
     target: &Client,
     options: &StreamSyncOptions,
-) -> Result<(Option<Lsn>, Vec<(TableName, Option<TableStart>)>), SyncError> {
+) -> Result<TargetState, SyncError> {
     let schema = quote_ident(&options.progress_schema);
     let exists = |table: String| async move {
         target
@@ -91,12 +101,15 @@ async fn read_target(
         position = parse(row.map(|r| r.get(0)))?;
     }
     let mut recorded = Vec::new();
+    let mut oids = HashMap::new();
     if exists(format!("{schema}.tables")).await? {
         let rows = target
             .query(
                 &format!(
-                    // A record from before the snapshot column lacks it: read it by name.
-                    "SELECT schema_name, table_name, start_lsn::text, to_jsonb(r) ->> 'snapshot'
+                    // A record from before the snapshot and OID columns lacks them: read them
+                    // by name.
+                    "SELECT schema_name, table_name, start_lsn::text, to_jsonb(r) ->> 'snapshot',
+                            to_jsonb(r) ->> 'source_oid'
                      FROM {schema}.tables r WHERE pipeline = $1 ORDER BY 1, 2"
                 ),
                 &[&options.pipeline],
@@ -108,11 +121,15 @@ async fn read_target(
                 .get::<_, Option<String>>(3)
                 .and_then(|s| XidSnapshot::parse(&s));
             let lsn = parse(row.get(2))?;
-            recorded.push((
-                TableName::new(row.get::<_, String>(0), row.get::<_, String>(1)),
-                lsn.map(|lsn| TableStart { lsn, snapshot }),
-            ));
+            let table = TableName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+            if let Some(oid) = row
+                .get::<_, Option<String>>(4)
+                .and_then(|s| s.parse::<u32>().ok())
+            {
+                oids.insert(table.clone(), oid);
+            }
+            recorded.push((table, lsn.map(|lsn| TableStart { lsn, snapshot })));
         }
     }
-    Ok((position, recorded))
+    Ok((position, recorded, oids))
 }

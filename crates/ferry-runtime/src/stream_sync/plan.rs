@@ -18,6 +18,7 @@
 //!    4. stream, applying only the carried tables
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 
 use ferry_core::{Lsn, TableName};
@@ -47,6 +48,9 @@ pub struct Observed {
     /// The target's record of carried tables and where each one's changes start (`None`:
     /// its copy did not finish).
     pub recorded: Vec<(TableName, Option<TableStart>)>,
+    /// The source OID each recorded table had when it was last planned (absent in records
+    /// from before Ferry kept them).
+    pub recorded_oids: HashMap<TableName, u32>,
 }
 
 /// Where a carried table's changes start: from transactions its copy does not hold.
@@ -87,6 +91,9 @@ pub enum AddReason {
     Unfinished,
     /// It was carried, but the publication did not carry it: its changes never came.
     NotPublished,
+    /// It was dropped and created again on the source under the same name (another OID):
+    /// its target table is dropped, and it is copied anew.
+    Recreated,
 }
 
 impl AddReason {
@@ -96,6 +103,9 @@ impl AddReason {
             AddReason::Unfinished => "its copy was interrupted",
             AddReason::NotPublished => {
                 "the publication did not carry it, so its changes never came: copied again"
+            }
+            AddReason::Recreated => {
+                "dropped and created again on the source: its target table is dropped and copied anew"
             }
         }
     }
@@ -122,6 +132,8 @@ pub struct Plan {
     pub starts: Vec<(TableName, TableStart)>,
     /// The tables whose changes are applied (partitions included).
     pub carried: Vec<TableName>,
+    /// Their source OIDs as observed: recorded after the start, and watched while streaming.
+    pub oids: Vec<(TableName, u32)>,
     pub warnings: Vec<String>,
 }
 
@@ -211,6 +223,11 @@ pub fn compute(options: &StreamSyncOptions, seen: &Observed) -> Result<Plan, Syn
         forget: Vec::new(),
         starts: Vec::new(),
         carried,
+        oids: selection
+            .tables
+            .iter()
+            .map(|t| (t.info.name.clone(), t.info.oid))
+            .collect(),
         warnings: selection.unmatched_warnings(),
     };
     if let Some(p) = plan.publication.as_ref().filter(|p| p.publishes_others) {
@@ -239,8 +256,13 @@ fn resume_tables(plan: &mut Plan, seen: &Observed) {
         .collect();
     for table in &seen.selection.tables {
         let name = table.name();
+        let recreated = seen
+            .recorded_oids
+            .get(name)
+            .is_some_and(|&oid| oid != table.info.oid);
         let reason = match seen.recorded.iter().find(|(t, _)| t == name) {
             None => AddReason::New,
+            Some(_) if recreated => AddReason::Recreated,
             Some((_, None)) => AddReason::Unfinished,
             Some(_)
                 if unpublished.contains(&name)

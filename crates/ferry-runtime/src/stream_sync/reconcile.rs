@@ -7,7 +7,7 @@
 use ferry_core::{Lsn, TableName};
 use ferry_pgwire::ReplicationClient;
 
-use super::plan::{Plan, Start, TableStart};
+use super::plan::{AddReason, Plan, Start, TableStart};
 use super::setup::{self, source_catalog};
 use super::tables::{self, Starts};
 use super::StreamSyncOptions;
@@ -34,6 +34,7 @@ pub(super) async fn act(
                 Some(&TableStart::at(Lsn::ZERO)),
             )
             .await?;
+            tables::record_oids(options, target, &plan.oids).await?;
             setup::save_position(options, target, position).await?;
             Ok((position, Starts::new()))
         }
@@ -50,10 +51,18 @@ pub(super) async fn act(
             tables::forget(options, target, &plan.forget).await?;
             let mut starts: Starts = plan.starts.iter().cloned().collect();
             if !plan.add.is_empty() {
+                let recreated: Vec<TableName> = plan
+                    .add
+                    .iter()
+                    .filter(|(_, reason)| *reason == AddReason::Recreated)
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                tables::drop_recreated(target, &recreated).await?;
                 let added: Vec<TableName> = plan.add.iter().map(|(t, _)| t.clone()).collect();
                 let start = tables::copy_added(options, target, progress, &added).await?;
                 starts.extend(added.into_iter().map(|t| (t, start.clone())));
             }
+            tables::record_oids(options, target, &plan.oids).await?;
             Ok((lsn, starts))
         }
     }

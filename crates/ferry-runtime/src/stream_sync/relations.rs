@@ -92,6 +92,20 @@ impl SourceLookup {
         Ok(shape)
     }
 
+    /// The OID of the source's `table` now, if it exists.
+    pub(super) async fn current_oid(
+        &mut self,
+        table: &TableName,
+    ) -> Result<Option<u32>, SyncError> {
+        let row = self
+            .client()
+            .await?
+            .query_one("SELECT to_regclass($1)::oid", &[&table.quoted()])
+            .await
+            .map_err(|e| SyncError::sql("reading a table's OID on the source", e))?;
+        Ok(row.get(0))
+    }
+
     /// Whether the source's `table` has `column` now.
     async fn source_has_column(
         &mut self,

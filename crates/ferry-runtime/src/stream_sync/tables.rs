@@ -12,6 +12,8 @@
 //!   so for it a transaction that may have committed before X is decided by the copy
 //!   snapshot's transaction ids, recorded with X (`snapshot.rs`). While any table's start is ahead of the stream,
 //!   large transactions are not streamed before commit (their commit position decides).
+//! - **A table dropped and created again** under the same name (its source OID differs
+//!   from the recorded one) has its target table dropped, then is copied like a new one.
 //! - **A table no longer selected** leaves the record; its target table is left as it is.
 //!
 //! A table whose copy was interrupted is recorded without a start and copied again (its
@@ -48,7 +50,8 @@ pub(super) async fn create(
             "CREATE TABLE IF NOT EXISTS {0} (
                  pipeline text NOT NULL, schema_name text NOT NULL, table_name text NOT NULL,
                  start_lsn pg_lsn, PRIMARY KEY (pipeline, schema_name, table_name));
-             ALTER TABLE {0} ADD COLUMN IF NOT EXISTS snapshot text",
+             ALTER TABLE {0} ADD COLUMN IF NOT EXISTS snapshot text;
+             ALTER TABLE {0} ADD COLUMN IF NOT EXISTS source_oid oid",
             table_sql(options)
         ))
         .await
@@ -136,6 +139,81 @@ pub(super) async fn copy_added(
     record(options, target, tables, Some(&start)).await?;
     tracing::info!(tables = tables.len(), %lsn, "tables added: their changes apply from here");
     Ok(start)
+}
+
+/// Records the source OID each carried table had when the run's plan read it: a later run
+/// that finds another OID under the name knows the table was dropped and created again.
+pub(super) async fn record_oids(
+    options: &StreamSyncOptions,
+    target: &mut ReplicationClient,
+    oids: &[(TableName, u32)],
+) -> Result<(), SyncError> {
+    if oids.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = oids
+        .iter()
+        .map(|(t, oid)| {
+            format!(
+                "({}, {}, {oid}::oid)",
+                quote_literal(&t.schema),
+                quote_literal(&t.name)
+            )
+        })
+        .collect();
+    target
+        .simple_query(&format!(
+            "UPDATE {0} r SET source_oid = v.oid FROM (VALUES {1}) v (s, n, oid)
+             WHERE r.pipeline = {2} AND r.schema_name = v.s AND r.table_name = v.n
+               AND r.source_oid IS DISTINCT FROM v.oid",
+            table_sql(options),
+            values.join(", "),
+            quote_literal(&options.pipeline)
+        ))
+        .await
+        .map_err(|e| SyncError::session("recording the source tables' OIDs", e))?;
+    Ok(())
+}
+
+/// Drops the target tables of `tables`, dropped and created again on the source since they
+/// were copied: the copy that follows creates them anew from the source's new definition.
+/// Objects the user made on the target that depend on one (a view, a foreign key) stop it
+/// with the fix: nothing of the user's is dropped along.
+pub(super) async fn drop_recreated(
+    target: &mut ReplicationClient,
+    tables: &[TableName],
+) -> Result<(), SyncError> {
+    for table in tables {
+        let result = target
+            .simple_query(&format!("DROP TABLE IF EXISTS {}", table.quoted()))
+            .await;
+        match result {
+            Ok(_) => {
+                tracing::warn!(%table, "dropped and created again on the source: its target table is dropped and copied anew");
+            }
+            Err(e) if e.as_db_error().is_some_and(|d| d.code() == "2BP01") => {
+                return Err(SyncError::Refused {
+                    problem: format!(
+                        "table {table} was dropped and created again on the source, so its target table must be copied anew, but other objects on the target depend on it ({})",
+                        e.as_db_error()
+                            .map(|d| d.detail().unwrap_or(d.message()).to_owned())
+                            .unwrap_or_default()
+                    ),
+                    fix: format!(
+                        "drop or change the dependent objects on the target (or DROP TABLE {} CASCADE there), then run ferry sync again",
+                        table.quoted()
+                    ),
+                });
+            }
+            Err(e) => {
+                return Err(SyncError::session(
+                    "dropping a re-created table's target table",
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Drops `tables` from the record (the reconcile step takes them out of the publication).

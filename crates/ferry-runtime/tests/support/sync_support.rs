@@ -93,6 +93,17 @@ pub async fn assert_verified(source: &TempCluster, target: &TempCluster, tables:
     assert!(!report.tables.is_empty());
 }
 
+/// Logs of the runs to the test's output when `FERRY_TEST_LOG` is set (an `EnvFilter`
+/// spelling, e.g. `info`), for a failing test's replay.
+pub fn log_if_asked() {
+    if let Ok(filter) = std::env::var("FERRY_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// Options of a `full+incremental` pipeline over every table of `public`, with pgoutput.
 pub fn stream_options(source: &TempCluster, target: &TempCluster) -> StreamSyncOptions {
     stream_options_with(source, target, ferry_postgres::Plugin::Pgoutput)
@@ -104,6 +115,7 @@ pub fn stream_options_with(
     target: &TempCluster,
     plugin: ferry_postgres::Plugin,
 ) -> StreamSyncOptions {
+    log_if_asked();
     StreamSyncOptions {
         plugin,
         full: options(source, target, &["public.*"]),
@@ -115,6 +127,7 @@ pub fn stream_options_with(
         streaming: true,
         coalesce: true,
         heartbeat: None,
+        watch_tables: Some(Duration::from_millis(500)),
         batch: Default::default(),
     }
 }

@@ -127,6 +127,7 @@ fn pipeline(
         streaming: true,
         coalesce: true,
         heartbeat: Some(Duration::from_secs(1)),
+        watch_tables: Some(Duration::from_secs(5)),
         batch: BatchLimits::default(),
     })
 }

@@ -149,6 +149,7 @@ pub(crate) fn stream_options(pipeline: &PipelineConfig) -> StreamSyncOptions {
         streaming: pipeline.sync.streaming,
         coalesce: true,
         heartbeat: pipeline.sync.heartbeat_interval,
+        watch_tables: pipeline.sync.table_check_interval,
         batch: ferry_runtime::BatchLimits::default(),
     }
 }

@@ -59,6 +59,7 @@ pub struct RawSync {
     pub reconcile_deletes: Option<bool>,
     pub reconcile_interval: Option<String>,
     pub heartbeat_interval: Option<String>,
+    pub table_check_interval: Option<String>,
     pub streaming: Option<bool>,
     pub warn_retained_wal: Option<String>,
     pub max_retained_wal: Option<String>,

@@ -37,6 +37,23 @@ fn minimal_file_gets_documented_defaults() {
     assert!(!p.sync.keep_slot);
     assert!(p.sync.uses_slot());
     assert_eq!(p.source.conn.dbname, "app");
+    assert_eq!(
+        p.sync.table_check_interval,
+        Some(std::time::Duration::from_secs(5))
+    );
+}
+
+#[test]
+fn table_check_interval_takes_a_duration_or_off() {
+    let off = parse(&format!(
+        "{MINIMAL}\n[sync]\ntable_check_interval = \"off\"\n"
+    ))
+    .unwrap();
+    assert_eq!(off.pipelines[0].sync.table_check_interval, None);
+    let e = err(&format!(
+        "{MINIMAL}\n[sync]\ntable_check_interval = \"soon\"\n"
+    ));
+    assert!(e.contains("sync.table_check_interval"), "{e}");
 }
 
 #[test]

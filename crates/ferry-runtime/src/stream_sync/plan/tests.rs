@@ -42,6 +42,7 @@ fn options() -> StreamSyncOptions {
         streaming: true,
         coalesce: true,
         heartbeat: None,
+        watch_tables: None,
         batch: Default::default(),
     }
 }
@@ -123,6 +124,24 @@ fn a_carried_table_the_publication_lacks_is_copied_again() {
     );
     assert_eq!(plan.forget, vec![t("gone")]);
     assert_eq!(plan.drop_slots, vec!["s_add".to_owned()]);
+}
+
+#[test]
+fn a_table_recorded_under_another_oid_is_copied_anew() {
+    let mut seen = seen(vec![table(1, "t1"), table(7, "t2")]);
+    seen.publication = Some(everything(&["t1", "t2"]));
+    seen.slot = Some(slot("s"));
+    seen.position = Some(Lsn::from_u64(100));
+    seen.recorded = vec![
+        (t("t1"), Some(TableStart::at(Lsn::ZERO))),
+        (t("t2"), Some(TableStart::at(Lsn::ZERO))),
+    ];
+    // t1's OID was never recorded (an older Ferry): taken as the same table.
+    seen.recorded_oids = [(t("t2"), 2)].into_iter().collect();
+    let plan = compute(&options(), &seen).unwrap();
+    assert_eq!(plan.add, vec![(t("t2"), AddReason::Recreated)]);
+    assert_eq!(plan.oids, vec![(t("t1"), 1), (t("t2"), 7)]);
+    assert!(plan.to_string().contains("dropped and created again"));
 }
 
 #[test]

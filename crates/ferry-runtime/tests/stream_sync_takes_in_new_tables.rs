@@ -1,0 +1,241 @@
+//! Tables that appear on the source while a pipeline runs: one created that matches the
+//! patterns is copied and streamed without a restart, and one dropped and created again
+//! under the same name (while streaming or while stopped) is copied anew, never mixed with
+//! the old table's rows. Per plugin: pgoutput names relations by OID, wal2json and
+//! decoderbufs only by name.
+
+#[path = "support/sync_support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use ferry_postgres::Plugin;
+use ferry_runtime::{run_stream_sync, Progress, StreamSyncOptions};
+use ferry_testkit::TempCluster;
+use support::*;
+use tokio::sync::watch;
+
+type Run = tokio::task::JoinHandle<Result<(), ferry_runtime::SyncError>>;
+
+fn start(options: StreamSyncOptions) -> (watch::Sender<bool>, Run) {
+    let (stop, stop_rx) = watch::channel(false);
+    let sync =
+        tokio::spawn(async move { run_stream_sync(&options, &Progress::none(), stop_rx).await });
+    (stop, sync)
+}
+
+async fn stop_run(stop: watch::Sender<bool>, sync: Run) {
+    stop.send(true).unwrap();
+    sync.await.unwrap().unwrap();
+}
+
+const FIRST: &str = "
+    CREATE TABLE public.t (id int PRIMARY KEY, v text);
+    INSERT INTO public.t SELECT g, 'old' FROM generate_series(1, 50) g;";
+
+/// Writes `public.fresh` (keyless: a row lost or doubled changes its digest) in many small
+/// transactions for `for_how_long`, from right after its creation, so that the writes
+/// straddle the moment the run takes the table in.
+async fn write_fresh(source: &TempCluster, for_how_long: Duration) {
+    let (client, connection) = tokio_postgres::connect(&source.admin_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "CREATE TABLE public.fresh (n int, v text);
+             ALTER TABLE public.fresh REPLICA IDENTITY FULL;
+             INSERT INTO public.fresh SELECT g, 'first' FROM generate_series(1, 20) g",
+        )
+        .await
+        .unwrap();
+    let until = std::time::Instant::now() + for_how_long;
+    let mut n = 20;
+    while std::time::Instant::now() < until {
+        n += 1;
+        client
+            .batch_execute(&format!(
+                "INSERT INTO public.fresh VALUES ({n}, 'later');
+                 UPDATE public.fresh SET v = v || '+' WHERE n = {}",
+                n / 2
+            ))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn a_table_created_while_streaming_is_copied_and_streamed(plugin: Plugin) {
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    source.psql(FIRST).unwrap();
+    let (stop, sync) = start(stream_options_with(&source, &target, plugin));
+    wait_equal(&source, &target, "public.t").await;
+    write_fresh(&source, Duration::from_secs(3)).await;
+    source
+        .psql("UPDATE public.t SET v = 'changed' WHERE id <= 5")
+        .unwrap();
+    wait_equal(&source, &target, "public.fresh").await;
+    wait_equal(&source, &target, "public.t").await;
+    // Still streamed after it was taken in, by the same run.
+    source
+        .psql("INSERT INTO public.fresh VALUES (-1, 'after'); DELETE FROM public.fresh WHERE n = 3")
+        .unwrap();
+    wait_equal(&source, &target, "public.fresh").await;
+    assert!(!sync.is_finished(), "the run ended");
+    stop_run(stop, sync).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_created_while_streaming_is_copied_and_streamed_pgoutput() {
+    a_table_created_while_streaming_is_copied_and_streamed(Plugin::Pgoutput).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_created_while_streaming_is_copied_and_streamed_wal2json() {
+    a_table_created_while_streaming_is_copied_and_streamed(Plugin::Wal2json).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_created_while_streaming_is_copied_and_streamed_decoderbufs() {
+    a_table_created_while_streaming_is_copied_and_streamed(Plugin::Decoderbufs).await;
+}
+
+/// The issue's reproduction, with other columns this time: the old rows must go, and the
+/// new table's rows (including one whose key an old row had) must arrive.
+const RECREATE: &str = "
+    UPDATE public.t SET v = 'last change of the old table' WHERE id = 1;
+    DROP TABLE public.t;
+    CREATE TABLE public.t (id int PRIMARY KEY, w int, v text);
+    INSERT INTO public.t VALUES (2, 20, 'new'), (100, 1, 'new');";
+
+async fn a_table_dropped_and_created_again_while_streaming_is_copied_anew(plugin: Plugin) {
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    source.psql(FIRST).unwrap();
+    let (stop, sync) = start(stream_options_with(&source, &target, plugin));
+    wait_equal(&source, &target, "public.t").await;
+    source.psql(RECREATE).unwrap();
+    wait_equal(&source, &target, "public.t").await;
+    source
+        .psql(
+            "INSERT INTO public.t VALUES (3, 30, 'later'); UPDATE public.t SET w = 21 WHERE id = 2",
+        )
+        .unwrap();
+    wait_equal(&source, &target, "public.t").await;
+    assert!(!sync.is_finished(), "the run ended");
+    stop_run(stop, sync).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_dropped_and_created_again_while_streaming_is_copied_anew_pgoutput() {
+    a_table_dropped_and_created_again_while_streaming_is_copied_anew(Plugin::Pgoutput).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_dropped_and_created_again_while_streaming_is_copied_anew_wal2json() {
+    a_table_dropped_and_created_again_while_streaming_is_copied_anew(Plugin::Wal2json).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_dropped_and_created_again_while_streaming_is_copied_anew_decoderbufs() {
+    a_table_dropped_and_created_again_while_streaming_is_copied_anew(Plugin::Decoderbufs).await;
+}
+
+async fn a_table_dropped_and_created_again_while_stopped_is_copied_anew(plugin: Plugin) {
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    source.psql(FIRST).unwrap();
+    let mut options = stream_options_with(&source, &target, plugin);
+    options.watch_tables = None;
+    let (stop, sync) = start(options.clone());
+    wait_equal(&source, &target, "public.t").await;
+    stop_run(stop, sync).await;
+    source.psql(RECREATE).unwrap();
+    let (stop, sync) = start(options);
+    wait_equal(&source, &target, "public.t").await;
+    source
+        .psql("INSERT INTO public.t VALUES (3, 30, 'later')")
+        .unwrap();
+    wait_equal(&source, &target, "public.t").await;
+    stop_run(stop, sync).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_dropped_and_created_again_while_stopped_is_copied_anew_pgoutput() {
+    a_table_dropped_and_created_again_while_stopped_is_copied_anew(Plugin::Pgoutput).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_dropped_and_created_again_while_stopped_is_copied_anew_wal2json() {
+    a_table_dropped_and_created_again_while_stopped_is_copied_anew(Plugin::Wal2json).await;
+}
+
+/// A user's view on the target depends on the re-created table: the run stops and says
+/// what to do, and drops nothing of the user's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_table_with_a_dependent_view_on_the_target_stops_with_the_fix() {
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    source.psql(FIRST).unwrap();
+    let mut options = stream_options(&source, &target);
+    options.watch_tables = None;
+    let (stop, sync) = start(options.clone());
+    wait_equal(&source, &target, "public.t").await;
+    stop_run(stop, sync).await;
+    target
+        .psql("CREATE VIEW public.report AS SELECT id FROM public.t")
+        .unwrap();
+    source.psql(RECREATE).unwrap();
+    let (_stop, sync) = start(options);
+    let error = tokio::time::timeout(Duration::from_secs(60), sync)
+        .await
+        .expect("the run did not stop")
+        .unwrap()
+        .expect_err("the run went on");
+    let message = error.to_string();
+    assert!(
+        message.contains(r#""public"."t""#)
+            && message.contains("created again")
+            && message.contains("view report depends on table t")
+            && message.contains("CASCADE"),
+        "{message}"
+    );
+    assert_eq!(
+        target
+            .psql("SELECT count(*) FROM public.report")
+            .unwrap()
+            .trim(),
+        "50"
+    );
+}
+
+/// A keyless table created while streaming is not put in the publication (the source would
+/// refuse its UPDATEs and DELETEs from then on): the application's writes go on; once the
+/// table has a replica identity it is taken in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyless_table_created_while_streaming_waits_for_an_identity_and_never_blocks_the_source()
+{
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    source.psql(FIRST).unwrap();
+    let (stop, sync) = start(stream_options(&source, &target));
+    wait_equal(&source, &target, "public.t").await;
+    source
+        .psql("CREATE TABLE public.logs (n int, v text); INSERT INTO public.logs VALUES (1, 'a'), (2, 'b')")
+        .unwrap();
+    // Several watch periods: the table is seen, and left out.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    source
+        .psql("UPDATE public.logs SET v = 'still writable' WHERE n = 1; DELETE FROM public.logs WHERE n = 2")
+        .expect("the source refused an UPDATE of a table Ferry put in its publication");
+    source
+        .psql("ALTER TABLE public.logs REPLICA IDENTITY FULL; INSERT INTO public.logs VALUES (3, 'c')")
+        .unwrap();
+    wait_equal(&source, &target, "public.logs").await;
+    source
+        .psql("UPDATE public.logs SET v = 'changed' WHERE n = 3")
+        .unwrap();
+    wait_equal(&source, &target, "public.logs").await;
+    stop_run(stop, sync).await;
+}
