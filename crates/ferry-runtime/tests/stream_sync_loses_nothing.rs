@@ -9,25 +9,10 @@ mod support;
 
 use std::time::Duration;
 
-use ferry_runtime::{run_stream_sync, BatchLimits, Progress, StreamSyncOptions};
+use ferry_runtime::BatchLimits;
 use ferry_testkit::TempCluster;
 use support::*;
 use tokio::sync::watch;
-
-type Run = tokio::task::JoinHandle<Result<(), ferry_runtime::SyncError>>;
-
-/// Runs the pipeline in the background until the returned sender says stop.
-fn start(options: StreamSyncOptions) -> (watch::Sender<bool>, Run) {
-    let (stop, stop_rx) = watch::channel(false);
-    let sync =
-        tokio::spawn(async move { run_stream_sync(&options, &Progress::none(), stop_rx).await });
-    (stop, sync)
-}
-
-async fn stop_run(stop: watch::Sender<bool>, sync: Run) {
-    stop.send(true).unwrap();
-    sync.await.unwrap().unwrap();
-}
 
 /// A (large, streamed before it commits) begins; B inserts row 5 and commits; A updates row
 /// 5 and commits. B's commit reaches Ferry before the block of A that updates row 5, so the

@@ -10,20 +10,6 @@ use ferry_testkit::TempCluster;
 use support::*;
 use tokio::sync::watch;
 
-type Run = tokio::task::JoinHandle<Result<(), ferry_runtime::SyncError>>;
-
-fn start(options: StreamSyncOptions) -> (watch::Sender<bool>, Run) {
-    let (stop, stop_rx) = watch::channel(false);
-    let sync =
-        tokio::spawn(async move { run_stream_sync(&options, &Progress::none(), stop_rx).await });
-    (stop, sync)
-}
-
-async fn stop_run(stop: watch::Sender<bool>, sync: Run) {
-    stop.send(true).unwrap();
-    sync.await.unwrap().unwrap();
-}
-
 /// Starts a run and kills it as soon as a copy has started loading rows.
 async fn kill_during_copy(options: StreamSyncOptions, source: &TempCluster) {
     let (_stop, stop_rx) = watch::channel(false);

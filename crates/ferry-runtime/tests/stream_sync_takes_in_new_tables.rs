@@ -10,24 +10,8 @@ mod support;
 use std::time::Duration;
 
 use ferry_postgres::Plugin;
-use ferry_runtime::{run_stream_sync, Progress, StreamSyncOptions};
 use ferry_testkit::TempCluster;
 use support::*;
-use tokio::sync::watch;
-
-type Run = tokio::task::JoinHandle<Result<(), ferry_runtime::SyncError>>;
-
-fn start(options: StreamSyncOptions) -> (watch::Sender<bool>, Run) {
-    let (stop, stop_rx) = watch::channel(false);
-    let sync =
-        tokio::spawn(async move { run_stream_sync(&options, &Progress::none(), stop_rx).await });
-    (stop, sync)
-}
-
-async fn stop_run(stop: watch::Sender<bool>, sync: Run) {
-    stop.send(true).unwrap();
-    sync.await.unwrap().unwrap();
-}
 
 const FIRST: &str = "
     CREATE TABLE public.t (id int PRIMARY KEY, v text);

@@ -305,3 +305,21 @@ pub async fn wait_slots_released(source: &TempCluster) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A pipeline running in the background.
+pub type Run = tokio::task::JoinHandle<Result<(), ferry_runtime::SyncError>>;
+
+/// Runs the pipeline in the background until the returned sender says stop.
+pub fn start(options: StreamSyncOptions) -> (tokio::sync::watch::Sender<bool>, Run) {
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let sync = tokio::spawn(async move {
+        ferry_runtime::run_stream_sync(&options, &ferry_runtime::Progress::none(), stop_rx).await
+    });
+    (stop, sync)
+}
+
+/// Stops a run started by [`start`] and expects it to end without an error.
+pub async fn stop_run(stop: tokio::sync::watch::Sender<bool>, sync: Run) {
+    stop.send(true).unwrap();
+    sync.await.unwrap().unwrap();
+}
