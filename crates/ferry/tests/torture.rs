@@ -66,6 +66,17 @@ fn env_plugin() -> Option<Plugin> {
     })
 }
 
+/// The line each case prints: `torture: clean|FAILED <summary>` (what `bench/torture.sh`
+/// shows).
+fn headline(outcome: &torture::Outcome) -> String {
+    let verdict = if outcome.is_clean() {
+        "clean"
+    } else {
+        "FAILED"
+    };
+    format!("torture: {verdict} {}", outcome.summary)
+}
+
 /// Runs `seeds` with `plugin` (or the replayed seed), printing each outcome; panics with
 /// every failure report.
 fn run_seeds(plugin: Plugin, seeds: &[u64]) {
@@ -77,15 +88,7 @@ fn run_seeds(plugin: Plugin, seeds: &[u64]) {
     let mut failures = Vec::new();
     for seed in seeds {
         let outcome = torture::run(&case(seed, plugin));
-        eprintln!(
-            "torture: {} {}",
-            if outcome.is_clean() {
-                "clean"
-            } else {
-                "FAILED"
-            },
-            outcome.summary
-        );
+        eprintln!("{}", headline(&outcome));
         if let Some(report) = outcome.failure {
             eprintln!("{report}");
             failures.push(report);
@@ -122,15 +125,7 @@ fn torture_replay() {
     let seed = env_seed().expect("set FERRY_TORTURE_SEED");
     let plugin = env_plugin().unwrap_or(Plugin::Pgoutput);
     let outcome = torture::run(&case(seed, plugin));
-    println!(
-        "torture: {} {}",
-        if outcome.is_clean() {
-            "clean"
-        } else {
-            "FAILED"
-        },
-        outcome.summary
-    );
+    println!("{}", headline(&outcome));
     if let Some(report) = outcome.failure {
         panic!("{report}");
     }

@@ -1,3 +1,6 @@
+//! Unit tests of the start plan: what `compute` plans (or refuses) from observed states of
+//! the publication, the slots and the table record, without a server.
+
 use super::*;
 use ferry_postgres::catalog::{ReplicaIdentity, TableInfo};
 use ferry_postgres::{resolve, TableSelection};
