@@ -192,6 +192,7 @@ async fn run_once(
         &options.full.tables,
         &plan.oids,
         options.watch_tables,
+        pgoutput,
     );
     let mut feed = feed::Feed::start(stream);
     let feedback = feed.feedback();
@@ -217,8 +218,13 @@ async fn run_once(
         Err(e) if options.watch_tables.is_some() => {
             // Nothing of the failed group is kept (its target transaction is gone with the
             // error); if the source's tables changed, the next run takes that in instead.
-            if let Some(reason) =
-                table_watch::check_now(&options.full.source, &options.full.tables, &plan.oids).await
+            if let Some(reason) = table_watch::check_now(
+                &options.full.source,
+                &options.full.tables,
+                &plan.oids,
+                pgoutput,
+            )
+            .await
             {
                 tracing::warn!(error = %format!("{e:#}"), "applying failed after the source's tables changed");
                 return Ok(Ended::TablesChanged(reason));

@@ -72,6 +72,17 @@ struct Totals {
     reported: Option<Instant>,
 }
 
+/// Whose relation a pgoutput Relation message describes (see [`Applier::other_incarnation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Incarnation {
+    /// The carried table's.
+    Carried,
+    /// A table of the same name created after the plan.
+    Newer,
+    /// A table of the same name dropped before the carried one was copied.
+    Older,
+}
+
 pub(super) struct Applier<'a> {
     options: &'a StreamSyncOptions,
     limits: BatchLimits,
@@ -142,23 +153,31 @@ impl<'a> Applier<'a> {
         self.tables_changed.clone()
     }
 
-    /// Whether pgoutput describes a carried table under another OID than the plan saw, and
-    /// the source's catalog confirms it was created again since (an older relation of the
-    /// same name, decoded from before the drop, is not that).
-    async fn recreated(&mut self, relation: &ferry_core::Relation) -> Result<bool, SyncError> {
+    /// What a pgoutput Relation message under another OID than the plan saw for a carried
+    /// table stands for. The source's catalog tells: the table was created again since
+    /// the plan (the run must start over), or the message describes an older relation of
+    /// the same name, decoded from before a drop, whose changes are not the carried
+    /// table's (its rows were copied anew): those are ignored, and so is its column list,
+    /// which must not be followed on the new copy.
+    async fn other_incarnation(
+        &mut self,
+        relation: &ferry_core::Relation,
+    ) -> Result<Incarnation, SyncError> {
         let table = ferry_postgres::sink::apply::target_table(relation);
         let Some(&planned) = self.oids.get(&table) else {
-            return Ok(false);
+            return Ok(Incarnation::Carried);
         };
         if planned == relation.id.0 {
-            return Ok(false);
+            return Ok(Incarnation::Carried);
         }
         let now = self.lookup.current_oid(&table).await?;
-        if now.is_some_and(|oid| oid != planned) {
+        if now == Some(relation.id.0) {
             self.tables_changed = Some(format!("table {table} was dropped and created again"));
-            return Ok(true);
+            return Ok(Incarnation::Newer);
         }
-        Ok(false)
+        tracing::info!(%table, relation = relation.id.0, carried = planned, "changes of an older table of the same name are ignored: the carried table was copied after it was dropped");
+        self.ignored.insert(relation.id);
+        Ok(Incarnation::Older)
     }
 
     /// Treats the stored start position as a commit that becomes durable once the target's
@@ -272,7 +291,11 @@ impl<'a> Applier<'a> {
         }
         let change = match change {
             Change::Relation { relation, .. } if !self.selected(&relation) => return Ok(()),
-            Change::Relation { relation, .. } if self.recreated(&relation).await? => return Ok(()),
+            Change::Relation { relation, .. }
+                if self.other_incarnation(&relation).await? != Incarnation::Carried =>
+            {
+                return Ok(())
+            }
             Change::Truncate {
                 stream_xid,
                 relations,

@@ -59,7 +59,8 @@ pub(super) async fn act(
                     .collect();
                 tables::drop_recreated(target, &recreated).await?;
                 let added: Vec<TableName> = plan.add.iter().map(|(t, _)| t.clone()).collect();
-                let start = tables::copy_added(options, target, progress, &added).await?;
+                let start =
+                    tables::copy_added(options, target, progress, &added, &plan.oids).await?;
                 starts.extend(added.into_iter().map(|t| (t, start.clone())));
             }
             tables::record_oids(options, target, &plan.oids).await?;

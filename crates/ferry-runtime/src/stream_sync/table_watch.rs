@@ -40,6 +40,7 @@ impl TableWatch {
         tables: &TableSelection,
         known: &[(TableName, u32)],
         every: Option<Duration>,
+        publishes: bool,
     ) -> Self {
         let (tx, changed) = watch::channel(None);
         let task = every.map(|every| {
@@ -49,6 +50,7 @@ impl TableWatch {
                 tables.clone(),
                 known,
                 every,
+                publishes,
                 tx,
             )))
         });
@@ -80,24 +82,28 @@ pub(super) async fn check_now(
     source: &ConnParams,
     tables: &TableSelection,
     known: &[(TableName, u32)],
+    publishes: bool,
 ) -> Option<String> {
     let (client, version) = connect_source(source).await.ok()?;
     let selection = ferry_postgres::read_selection(&client, version, tables)
         .await
         .ok()?;
     let known: HashMap<TableName, u32> = known.iter().cloned().collect();
-    let reasons = changes(&selection, &known, &mut Vec::new());
+    let reasons = changes(&selection, &known, &mut Vec::new(), publishes);
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
-/// What differs between `selection` and `known`. A table the run must not take in while
+/// What differs between `selection` and `known`. A new table the run must not take in while
 /// running is warned about once (`warned` keeps the names) and not counted: an UNLOGGED one
 /// (its changes never reach the WAL) and one with no row identity (in a publication, the
-/// source would refuse its UPDATEs and DELETEs; no plugin can carry them).
+/// source would refuse its UPDATEs and DELETEs; no plugin can carry them). A carried table
+/// created again counts even so, unless `publishes` (pgoutput) and it has no row identity:
+/// wal2json and decoderbufs would mix its rows into the old table's.
 fn changes(
     selection: &ResolvedSelection,
     known: &HashMap<TableName, u32>,
     warned: &mut Vec<TableName>,
+    publishes: bool,
 ) -> Vec<String> {
     let mut reasons = Vec::new();
     for table in &selection.tables {
@@ -114,6 +120,17 @@ fn changes(
             None
         };
         match refused {
+            // A carried table created again: its target table holds the old table's rows,
+            // which must go whatever the new one is (the plan then copies it, or refuses
+            // it with the reason).
+            // With a publication, the next start would add a keyless one to it, and the
+            // source would then refuse its UPDATEs: it is only warned about, and its
+            // changes do not arrive (a dropped table leaves the publication).
+            Some(why) if known.contains_key(name) && !(publishes && !info.unlogged) => reasons
+                .push(format!(
+                    "table {name} was dropped and created again (note: {})",
+                    why.split(':').next().unwrap_or(why)
+                )),
             Some(why) => {
                 if !warned.contains(name) {
                     tracing::warn!(table = %name, "a table matching the selection appeared on the source but is not taken in: {why}");
@@ -134,6 +151,7 @@ async fn poll(
     tables: TableSelection,
     known: HashMap<TableName, u32>,
     every: Duration,
+    publishes: bool,
     tx: watch::Sender<Option<String>>,
 ) {
     let mut client = None;
@@ -160,7 +178,7 @@ async fn poll(
                 continue;
             }
         };
-        let reasons = changes(&selection, &known, &mut warned);
+        let reasons = changes(&selection, &known, &mut warned, publishes);
         if !reasons.is_empty() {
             let _ = tx.send(Some(reasons.join("; ")));
             return;

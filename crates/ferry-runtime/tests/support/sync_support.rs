@@ -155,6 +155,15 @@ pub async fn wait_equal(source: &TempCluster, target: &TempCluster, table: &str)
     }
 }
 
+/// [`wait_equal`] while `sync` runs: a run that ends meanwhile fails the test with its
+/// result at once, instead of the wait's timeout.
+pub async fn converge(source: &TempCluster, target: &TempCluster, table: &str, sync: &mut Run) {
+    tokio::select! {
+        () = wait_equal(source, target, table) => {}
+        ended = &mut *sync => panic!("the run ended while {table} converged: {ended:?}"),
+    }
+}
+
 /// Every built-in type family with edge values, quoted names, a keyless table with
 /// duplicates, a partitioned table, and generated and identity columns.
 pub const ZOO: &str = r#"
