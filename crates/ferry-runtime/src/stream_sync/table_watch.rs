@@ -126,11 +126,12 @@ fn changes(
             // With a publication, the next start would add a keyless one to it, and the
             // source would then refuse its UPDATEs: it is only warned about, and its
             // changes do not arrive (a dropped table leaves the publication).
-            Some(why) if known.contains_key(name) && !(publishes && !info.unlogged) => reasons
-                .push(format!(
+            Some(why) if known.contains_key(name) && (!publishes || info.unlogged) => {
+                reasons.push(format!(
                     "table {name} was dropped and created again (note: {})",
                     why.split(':').next().unwrap_or(why)
-                )),
+                ))
+            }
             Some(why) => {
                 if !warned.contains(name) {
                     tracing::warn!(table = %name, "a table matching the selection appeared on the source but is not taken in: {why}");
