@@ -129,6 +129,17 @@ impl SyncError {
         }
     }
 
+    /// Whether a target statement failed on an enum label the target's type lacks: the
+    /// source added it (`ALTER TYPE … ADD VALUE`), which no plugin sends.
+    pub(crate) fn is_missing_enum_label(&self) -> bool {
+        let SyncError::Session { source, .. } = self else {
+            return false;
+        };
+        source.as_db_error().is_some_and(|db| {
+            db.code() == "22P02" && db.message().starts_with("invalid input value for enum")
+        })
+    }
+
     /// The pipeline should run again in safe mode: streaming off, one statement per change.
     pub fn needs_safe_mode(&self) -> bool {
         matches!(

@@ -22,7 +22,7 @@ use ferry_core::Lsn;
 use ferry_core::TableName;
 use ferry_pgwire::{ConnParams, ReplicationClient, SlotOptions, SnapshotAction};
 use ferry_postgres::schema::create::{prepare_target, OnExisting};
-use ferry_postgres::schema::read::read_schema;
+use ferry_postgres::schema::read::read_schema_beside;
 use ferry_postgres::schema::SourceSchema;
 use ferry_postgres::sink::copy::copy_chunk;
 use ferry_postgres::source::snapshot::{
@@ -66,6 +66,9 @@ pub struct FullSyncOptions {
     pub on_existing: OnExisting,
     /// Tables above this many bytes are split into block ranges.
     pub split_bytes: i64,
+    /// Tables the target already has from the same pipeline (when tables are added to it):
+    /// a copied partition of one is created as its partition.
+    pub beside: Vec<TableName>,
 }
 
 /// Session settings that make text COPY output parse back to the same values anywhere.
@@ -114,7 +117,7 @@ async fn copy_and_build(
     import_snapshot(&control, snapshot)
         .await
         .map_err(|e| SyncError::sql("importing the snapshot", e))?;
-    let schema = read_schema(&control, &options.tables).await?;
+    let schema = read_schema_beside(&control, &options.tables, &options.beside).await?;
     if schema.tables.is_empty() {
         return Err(SyncError::NothingSelected);
     }

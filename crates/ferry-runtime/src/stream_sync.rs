@@ -215,6 +215,20 @@ async fn run_once(
             apply.finish(&feedback).await;
             feed.finish().await;
         }
+        Err(e) if e.is_missing_enum_label() => {
+            match relations::add_enum_labels(&options.full.source, &options.full.target).await {
+                Ok(0) => return Err(e),
+                Ok(added) => {
+                    return Ok(Ended::TablesChanged(format!(
+                        "{added} enum label(s) added on the source were added on the target"
+                    )))
+                }
+                Err(other) => {
+                    tracing::warn!(error = %format!("{other:#}"), "adding the source's enum labels on the target failed");
+                    return Err(e);
+                }
+            }
+        }
         Err(e) if options.watch_tables.is_some() => {
             // Nothing of the failed group is kept (its target transaction is gone with the
             // error); if the source's tables changed, the next run takes that in instead.

@@ -353,6 +353,67 @@ fn create_type(ty: &TypeDef) -> Statement {
     }
 }
 
+/// Statements that create `types` (in order, dependencies first) on a target that has
+/// none of them, for a column the source added while streaming: each type's schema, the
+/// type, then a domain's `NOT VALID` checks.
+pub fn create_types_live(types: &[TypeDef]) -> Vec<String> {
+    let mut out = Vec::new();
+    for ty in types {
+        out.push(format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote_ident(&ty.schema)
+        ));
+        out.push(create_type(ty).sql);
+        if let TypeKind::Domain { checks, .. } = &ty.kind {
+            out.extend(checks.iter().filter(|c| not_valid(c)).map(|check| {
+                format!(
+                    "ALTER DOMAIN {} ADD CONSTRAINT {} {}",
+                    type_name(ty),
+                    quote_ident(&check.name),
+                    check.definition
+                )
+            }));
+        }
+    }
+    out
+}
+
+/// `ALTER TYPE … ADD VALUE` statements that give the enum `schema.name`, with labels
+/// `target` on the target, the labels the source has (`source`, in sort order) at their
+/// place: each after the one before it on the source, or before the first. Each must run
+/// on its own, outside a transaction block (PostgreSQL before 12 refuses it inside one,
+/// and later ones cannot use the label before it commits).
+pub fn add_enum_labels(
+    schema: &str,
+    name: &str,
+    source: &[String],
+    target: &[String],
+) -> Vec<String> {
+    let type_sql = format!("{}.{}", quote_ident(schema), quote_ident(name));
+    let mut present: Vec<&String> = target.iter().collect();
+    let mut out = Vec::new();
+    for (at, label) in source.iter().enumerate() {
+        if present.contains(&label) {
+            continue;
+        }
+        let place = match at.checked_sub(1).map(|i| &source[i]) {
+            Some(before) if present.contains(&before) => {
+                format!(" AFTER {}", quote_literal(before))
+            }
+            _ => match source[at + 1..].iter().find(|l| present.contains(l)) {
+                Some(next) => format!(" BEFORE {}", quote_literal(next)),
+                None => String::new(),
+            },
+        };
+        out.push(format!(
+            "ALTER TYPE {type_sql} ADD VALUE IF NOT EXISTS {}{place}",
+            quote_literal(label)
+        ));
+        present.push(label);
+    }
+    out
+}
+
 /// `INCREMENT BY … CYCLE`: the options shared by `CREATE SEQUENCE` and identity columns.
 fn sequence_options(sequence: &SequenceDef) -> String {
     format!(
@@ -381,7 +442,7 @@ fn create_sequence(sequence: &SequenceDef) -> Statement {
 
 fn create_table(table: &TableDef, schema: &SourceSchema) -> Statement {
     let mut elements: Vec<String> = Vec::new();
-    if table.partition_of.is_none() {
+    if table.partition_of.is_none() || table.attach {
         elements.extend(table.columns.iter().map(|c| column(table, c, schema)));
     }
     for check in table.checks.iter().filter(|c| !not_valid(c)) {
@@ -398,6 +459,7 @@ fn create_table(table: &TableDef, schema: &SourceSchema) -> Statement {
     };
     let mut sql = format!("CREATE TABLE {}", table.name);
     match &table.partition_of {
+        Some((_, _)) if table.attach => sql.push_str(&format!(" {body}")),
         Some((parent, bound)) => {
             sql.push_str(&format!(" PARTITION OF {parent}"));
             if !elements.is_empty() {
@@ -409,6 +471,12 @@ fn create_table(table: &TableDef, schema: &SourceSchema) -> Statement {
     }
     if let Some(key) = &table.partition_key {
         sql.push_str(&format!(" PARTITION BY {key}"));
+    }
+    if let (Some((parent, bound)), true) = (&table.partition_of, table.attach) {
+        sql.push_str(&format!(
+            ";\nALTER TABLE {parent} ATTACH PARTITION {} {bound}",
+            table.name
+        ));
     }
     Statement {
         object: format!("table {}", table.name),

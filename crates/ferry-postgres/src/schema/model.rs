@@ -60,6 +60,10 @@ pub struct TableDef {
     pub indexes: Vec<IndexDef>,
     /// For a partition: its parent and `pg_get_expr(relpartbound)` (`FOR VALUES …`).
     pub partition_of: Option<(TableName, String)>,
+    /// For a partition whose columns are in another order than its parent's: created as
+    /// an ordinary table with its own column order (and the checks it inherits), then
+    /// attached, instead of `PARTITION OF` (which takes the parent's order).
+    pub attach: bool,
     /// For a partitioned table: `pg_get_partkeydef`, e.g. `RANGE (created_at)`.
     pub partition_key: Option<String>,
     /// `REPLICA IDENTITY` as `relreplident`: `d`, `n`, `f` or `i`.

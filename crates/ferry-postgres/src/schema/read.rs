@@ -35,7 +35,9 @@ use ferry_core::{quote_ident, TableName};
 use tokio_postgres::{Client, Row};
 
 use super::create::SchemaError;
-use super::model::{ColumnDef, ConstraintDef, IndexDef, SourceSchema, TableDef, TableKind};
+use super::model::{
+    ColumnDef, ConstraintDef, IndexDef, SourceSchema, TableDef, TableKind, TypeDef,
+};
 use crate::TableSelection;
 
 /// Reads the schema of the tables `selection` picks (and of their partitions).
@@ -48,6 +50,70 @@ pub async fn read_schema(
     client: &Client,
     selection: &TableSelection,
 ) -> Result<SourceSchema, SchemaError> {
+    read_schema_beside(client, selection, &[]).await
+}
+
+/// [`read_schema`] for tables added beside `existing` ones the target already has: a
+/// selected partition whose parent is one of those is read as its partition (created with
+/// `PARTITION OF`, without what it inherits) instead of as an ordinary table.
+pub async fn read_schema_beside(
+    client: &Client,
+    selection: &TableSelection,
+    existing: &[TableName],
+) -> Result<SourceSchema, SchemaError> {
+    let saved = empty_search_path(client).await?;
+    let result = read_all(client, selection, existing).await;
+    let restored = restore_search_path(client, &saved).await;
+    let schema = result?;
+    restored?;
+    Ok(schema)
+}
+
+/// The user types the live columns of `table` use now, each after the types it is built
+/// from: what a column added or retyped while streaming needs on the target first.
+pub async fn column_types(client: &Client, table: &TableName) -> Result<Vec<TypeDef>, SchemaError> {
+    let saved = empty_search_path(client).await?;
+    let result = async {
+        let oids: Vec<u32> = client
+            .query(
+                "SELECT atttypid FROM pg_attribute
+                 WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+                &[&table.quoted()],
+            )
+            .await
+            .map_err(SchemaError::catalog("the column types of a table"))?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        types::read_types(client, &oids).await
+    }
+    .await;
+    restore_search_path(client, &saved).await?;
+    result
+}
+
+/// The labels of every enum type, in sort order, by schema and name.
+pub async fn enum_labels(
+    client: &Client,
+) -> Result<Vec<(String, String, Vec<String>)>, SchemaError> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, t.typname::text, array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
+             FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
+             JOIN pg_namespace n ON n.oid = t.typnamespace
+             GROUP BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(SchemaError::catalog("the labels of enum types"))?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect())
+}
+
+/// Empties `search_path` (deparsed text comes out schema-qualified); returns the old one.
+async fn empty_search_path(client: &Client) -> Result<String, SchemaError> {
     let saved: String = client
         .query_one("SELECT current_setting('search_path')", &[])
         .await
@@ -57,19 +123,21 @@ pub async fn read_schema(
         .execute("SELECT set_config('search_path', '', false)", &[])
         .await
         .map_err(SchemaError::catalog("the search_path setting"))?;
-    let result = read_all(client, selection).await;
-    let restored = client
+    Ok(saved)
+}
+
+async fn restore_search_path(client: &Client, saved: &str) -> Result<(), SchemaError> {
+    client
         .execute("SELECT set_config('search_path', $1, false)", &[&saved])
         .await
-        .map_err(SchemaError::catalog("the search_path setting"));
-    let schema = result?;
-    restored?;
-    Ok(schema)
+        .map_err(SchemaError::catalog("the search_path setting"))?;
+    Ok(())
 }
 
 async fn read_all(
     client: &Client,
     selection: &TableSelection,
+    existing: &[TableName],
 ) -> Result<SourceSchema, SchemaError> {
     let version: i32 = client
         .query_one("SELECT current_setting('server_version_num')::int4", &[])
@@ -77,17 +145,41 @@ async fn read_all(
         .and_then(|row| row.try_get(0))
         .map_err(SchemaError::catalog("the server version"))?;
     let relations = read_relations(client).await?;
+    let existing: HashMap<u32, TableName> = relations
+        .iter()
+        .filter(|r| existing.contains(&r.name))
+        .map(|r| (r.oid, r.name.clone()))
+        .collect();
     let included = include(relations, selection);
     let oids: Vec<u32> = included.iter().map(|r| r.oid).collect();
     let names: HashMap<u32, TableName> = included.iter().map(|r| (r.oid, r.name.clone())).collect();
 
-    let mut columns = read_columns(client, &oids, version).await?;
+    // The parents' columns too, for partitions whose own order differs.
+    let column_oids: Vec<u32> = oids.iter().chain(existing.keys()).copied().collect();
+    let mut columns = read_columns(client, &column_oids, version).await?;
+    let order = |oid: u32| -> Vec<String> {
+        columns
+            .get(&oid)
+            .map(|c| c.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default()
+    };
+    let own_order: HashSet<u32> = included
+        .iter()
+        .filter(|r| {
+            r.parent.is_some_and(|p| {
+                (names.contains_key(&p) || existing.contains_key(&p)) && order(p) != order(r.oid)
+            })
+        })
+        .map(|r| r.oid)
+        .collect();
     let mut constraints = read_constraints(client, &oids).await?;
     let mut indexes = read_indexes(client, &oids).await?;
 
     let mut tables = Vec::with_capacity(included.len());
     for relation in included {
-        let parent = relation.parent.and_then(|p| names.get(&p).cloned());
+        let parent = relation
+            .parent
+            .and_then(|p| names.get(&p).or_else(|| existing.get(&p)).cloned());
         let inherits = parent.is_some();
         let mut table = TableDef {
             name: relation.name,
@@ -100,13 +192,16 @@ async fn read_all(
             checks: Vec::new(),
             indexes: Vec::new(),
             partition_of: parent.zip(relation.bound),
+            attach: own_order.contains(&relation.oid),
             partition_key: relation.partition_key,
             replica_identity: relation.replica_identity,
             size_bytes: relation.size_bytes,
             estimated_rows: relation.estimated_rows,
         };
         for constraint in constraints.remove(&table.oid).unwrap_or_default() {
-            let skip = inherits && constraint.inherited;
+            // An attached partition needs the inherited checks itself.
+            let skip =
+                inherits && constraint.inherited && !(table.attach && constraint.kind == 'c');
             match constraint.kind {
                 'p' => {
                     table.primary_key = Some(constraint.columns);

@@ -129,6 +129,7 @@ mod tests {
                 checks: vec![],
                 indexes: vec![],
                 partition_of: None,
+                attach: false,
                 partition_key: None,
                 replica_identity: 'd',
                 size_bytes: 0,

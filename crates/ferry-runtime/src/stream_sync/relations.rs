@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use ferry_core::{quote_literal, Relation, RelationId, TableName};
+use ferry_core::{quote_ident, quote_literal, Relation, RelationId, TableName};
 use ferry_pgwire::{ConnParams, ReplicationClient};
 use ferry_postgres::sink::alter::{alter_statements, ColumnShape, SourceColumn};
 use ferry_postgres::sink::apply::target_table;
@@ -90,6 +90,56 @@ impl SourceLookup {
             shape.push(ColumnShape::new(&column.name, &self.types[&key]));
         }
         Ok(shape)
+    }
+
+    /// Statements that create, on `target` (inside its open transaction), the user types
+    /// the source's `table` uses now and the target lacks: a column added or retyped while
+    /// streaming may use a domain, enum or composite type created since the copy.
+    async fn missing_types(
+        &mut self,
+        table: &TableName,
+        target: &mut ReplicationClient,
+    ) -> Result<Vec<String>, SyncError> {
+        let types = ferry_postgres::schema::read::column_types(self.client().await?, table).await?;
+        if types.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = types
+            .iter()
+            .map(|t| {
+                quote_literal(&format!(
+                    "{}.{}",
+                    quote_ident(&t.schema),
+                    quote_ident(&t.name)
+                ))
+            })
+            .collect();
+        let result = target
+            .simple_query(&format!(
+                "SELECT n FROM unnest(ARRAY[{}]::text[]) n WHERE to_regtype(n) IS NULL",
+                names.join(", ")
+            ))
+            .await
+            .map_err(|e| SyncError::session("reading which types the target has", e))?;
+        let missing: Vec<String> = result
+            .last()
+            .map(|r| {
+                r.rows
+                    .iter()
+                    .filter_map(|row| row.first().cloned().flatten())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let create: Vec<_> = types
+            .into_iter()
+            .zip(names)
+            .filter(|(_, name)| missing.iter().any(|m| quote_literal(m) == *name))
+            .map(|(t, _)| t)
+            .collect();
+        if !create.is_empty() {
+            tracing::info!(%table, types = create.len(), "creating on the target the types a column change of the source uses");
+        }
+        Ok(ferry_postgres::schema::ddl::create_types_live(&create))
     }
 
     /// The OID of the source's `table` now, if it exists.
@@ -200,6 +250,38 @@ async fn target_columns(
         .collect())
 }
 
+/// The root of the partition tree the target's `table` is a partition of, if it is one: a
+/// partition's columns can only change through its root (PostgreSQL refuses `ADD COLUMN`
+/// on a partition, and `DROP COLUMN` of an inherited one), and a change on the root reaches
+/// every partition.
+async fn partition_root(
+    target: &mut ReplicationClient,
+    table: &TableName,
+) -> Result<Option<TableName>, SyncError> {
+    let result = target
+        .simple_query(&format!(
+            "WITH RECURSIVE up (oid, partition) AS (
+                 SELECT c.oid, c.relispartition FROM pg_class c WHERE c.oid = to_regclass({})
+                 UNION ALL
+                 SELECT p.oid, p.relispartition FROM up
+                 JOIN pg_inherits i ON i.inhrelid = up.oid
+                 JOIN pg_class p ON p.oid = i.inhparent
+                 WHERE up.partition)
+             SELECT n.nspname, c.relname FROM up
+             JOIN pg_class c ON c.oid = up.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE NOT up.partition AND (SELECT count(*) FROM up) > 1",
+            quote_literal(&table.quoted())
+        ))
+        .await
+        .map_err(|e| SyncError::session("reading a target table's partition root", e))?;
+    Ok(result.last().and_then(|r| r.rows.first()).and_then(|row| {
+        Some(TableName::new(
+            row.first().cloned().flatten()?,
+            row.get(1).cloned().flatten()?,
+        ))
+    }))
+}
+
 /// Compares `relation` with its target table (read on `target`, after everything sent on
 /// it): the statements that bring the table in line, and what the apply needs to know
 /// about it.
@@ -251,6 +333,7 @@ pub(super) async fn follow(
     }
     let mut statements = Vec::new();
     if current != wanted {
+        statements = lookup.missing_types(&table, target).await?;
         let mut added = Vec::new();
         for column in wanted.iter_mut() {
             if current.iter().any(|c| c.name == column.name) {
@@ -262,13 +345,16 @@ pub(super) async fn follow(
             }
             added.push((column.name.clone(), source));
         }
-        statements = alter_statements(&table, &current, &wanted, |c| {
+        let altered = partition_root(target, &table)
+            .await?
+            .unwrap_or_else(|| table.clone());
+        statements.extend(alter_statements(&altered, &current, &wanted, |c| {
             added
                 .iter()
                 .find(|(name, _)| *name == c.name)
                 .map(|(_, s)| s.clone())
                 .unwrap_or_default()
-        });
+        }));
         // The statements themselves may carry a value (an added column's default): not logged.
         tracing::info!(
             %table,
@@ -303,4 +389,44 @@ pub(super) async fn follow(
             types,
         },
     ))
+}
+
+/// Adds to the target's enum types the labels the source's types of the same name have and
+/// they lack, at the source's place; returns how many. A label added on the source
+/// (`ALTER TYPE … ADD VALUE`) reaches no plugin's stream: the first change that uses it
+/// fails on the target, and this runs before the run starts over. Each statement commits
+/// alone.
+pub(super) async fn add_enum_labels(
+    source: &ConnParams,
+    target: &ConnParams,
+) -> Result<usize, SyncError> {
+    let connect = |params: &ConnParams, side: &'static str| {
+        let params = params.clone();
+        async move {
+            ferry_pgwire::connect_sql(&params)
+                .await
+                .map_err(|source| SyncError::Connect { side, source })
+        }
+    };
+    let source = connect(source, "source").await?;
+    let target = connect(target, "target").await?;
+    let on_target = ferry_postgres::schema::read::enum_labels(&target).await?;
+    let mut added = 0;
+    for (schema, name, labels) in ferry_postgres::schema::read::enum_labels(&source).await? {
+        let Some((_, _, have)) = on_target
+            .iter()
+            .find(|(s, n, _)| *s == schema && *n == name)
+        else {
+            continue;
+        };
+        for statement in ferry_postgres::schema::ddl::add_enum_labels(&schema, &name, &labels, have)
+        {
+            target
+                .batch_execute(&statement)
+                .await
+                .map_err(|e| SyncError::sql("adding an enum label on the target", e))?;
+            added += 1;
+        }
+    }
+    Ok(added)
 }

@@ -121,6 +121,12 @@ pub(super) async fn copy_added(
     let patterns: Vec<String> = tables.iter().map(TableName::quoted).collect();
     full.tables = TableSelection::parse(&patterns, &[]).map_err(SyncError::Internal)?;
     full.on_existing = OnExisting::Truncate;
+    full.beside = oids
+        .iter()
+        .map(|(t, _)| t)
+        .filter(|t| !tables.contains(t))
+        .cloned()
+        .collect();
     full.snapshot = SnapshotSource::Slot {
         name: format!("{}_add", options.slot),
         plugin: options.plugin,

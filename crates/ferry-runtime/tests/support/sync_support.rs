@@ -34,6 +34,7 @@ pub fn options(source: &TempCluster, target: &TempCluster, tables: &[&str]) -> F
         snapshot: SnapshotSource::Export,
         on_existing: OnExisting::Error,
         split_bytes: ferry_postgres::source::snapshot::DEFAULT_SPLIT_BYTES,
+        beside: Vec::new(),
     }
 }
 

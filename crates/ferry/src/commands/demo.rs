@@ -117,6 +117,7 @@ fn pipeline(
             snapshot: SnapshotSource::Export,
             on_existing: OnExisting::Error,
             split_bytes: ferry_postgres::source::snapshot::DEFAULT_SPLIT_BYTES,
+            beside: Vec::new(),
         },
         copy_first: true,
         slot: "ferry_demo".into(),

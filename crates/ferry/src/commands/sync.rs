@@ -307,5 +307,6 @@ fn full_sync_options(pipeline: &PipelineConfig) -> FullSyncOptions {
             OnExisting::Append => SchemaOnExisting::Append,
         },
         split_bytes: SPLIT_BYTES,
+        beside: Vec::new(),
     }
 }

@@ -28,6 +28,7 @@ fn table(schema: &str, name: &str, columns: Vec<ColumnDef>) -> TableDef {
         checks: Vec::new(),
         indexes: Vec::new(),
         partition_of: None,
+        attach: false,
         partition_key: None,
         replica_identity: 'd',
         size_bytes: 0,
@@ -390,4 +391,27 @@ fn on_only_is_dropped_only_where_the_server_put_it() {
     );
     let plain = "CREATE UNIQUE INDEX i ON public.t USING btree (a) WHERE (a > 0)";
     assert_eq!(cascading_index_definition(plain), plain);
+}
+
+#[test]
+fn enum_labels_added_on_the_source_are_placed_where_the_source_has_them() {
+    let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        add_enum_labels(
+            "public",
+            "Mood",
+            &labels(&["meh", "sad", "ok", "fine", "happy"]),
+            &labels(&["sad", "ok"])
+        ),
+        [
+            "ALTER TYPE \"public\".\"Mood\" ADD VALUE IF NOT EXISTS 'meh' BEFORE 'sad'",
+            "ALTER TYPE \"public\".\"Mood\" ADD VALUE IF NOT EXISTS 'fine' AFTER 'ok'",
+            "ALTER TYPE \"public\".\"Mood\" ADD VALUE IF NOT EXISTS 'happy' AFTER 'fine'",
+        ]
+    );
+    assert!(add_enum_labels("public", "m", &labels(&["a"]), &labels(&["a", "b"])).is_empty());
+    assert_eq!(
+        add_enum_labels("public", "m", &labels(&["it's"]), &[]),
+        ["ALTER TYPE \"public\".\"m\" ADD VALUE IF NOT EXISTS 'it''s'"]
+    );
 }

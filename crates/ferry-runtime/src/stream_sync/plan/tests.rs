@@ -35,6 +35,7 @@ fn options() -> StreamSyncOptions {
             snapshot: crate::SnapshotSource::Export,
             on_existing: ferry_postgres::schema::create::OnExisting::Error,
             split_bytes: 1,
+            beside: Vec::new(),
         },
         copy_first: true,
         slot: "s".into(),
