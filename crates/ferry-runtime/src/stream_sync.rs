@@ -23,6 +23,7 @@
 mod apply;
 pub mod decoder;
 mod durable;
+mod explain;
 mod feed;
 mod observe;
 pub mod plan;
@@ -211,43 +212,47 @@ async fn run_once(
     apply.resume_from_stored(&feedback).await?;
     let result = apply_loop(&mut apply, &mut feed, &feedback, stop, &mut tables_watch).await;
     match result {
-        Ok(_) => {
+        Ok(ended) => {
             apply.finish(&feedback).await;
             feed.finish().await;
+            Ok(ended)
         }
-        Err(e) if e.is_missing_enum_label() => {
-            match relations::add_enum_labels(&options.full.source, &options.full.target).await {
-                Ok(0) => return Err(e),
-                Ok(added) => {
-                    return Ok(Ended::TablesChanged(format!(
-                        "{added} enum label(s) added on the source were added on the target"
-                    )))
-                }
-                Err(other) => {
-                    tracing::warn!(error = %format!("{other:#}"), "adding the source's enum labels on the target failed");
-                    return Err(e);
-                }
-            }
-        }
-        Err(e) if options.watch_tables.is_some() => {
-            // Nothing of the failed group is kept (its target transaction is gone with the
-            // error); if the source's tables changed, the next run takes that in instead.
-            if let Some(reason) = table_watch::check_now(
-                &options.full.source,
-                &options.full.tables,
-                &plan.oids,
-                pgoutput,
-            )
-            .await
-            {
-                tracing::warn!(error = %format!("{e:#}"), "applying failed after the source's tables changed");
-                return Ok(Ended::TablesChanged(reason));
-            }
-            return Err(e);
-        }
-        Err(_) => {}
+        Err(e) => after_failure(options, &plan.oids, pgoutput, e).await,
     }
-    result
+}
+
+/// What a run whose applying failed with `e` does: nothing of the failed group is kept
+/// (its target transaction is gone with the error). A label the target's enum lacks is
+/// added, and a change of the source's tables taken in, by starting over; any other error
+/// stops the run, explained where its cause is known.
+async fn after_failure(
+    options: &StreamSyncOptions,
+    oids: &[(ferry_core::TableName, u32)],
+    pgoutput: bool,
+    e: SyncError,
+) -> Result<Ended, SyncError> {
+    if e.is_missing_enum_label() {
+        match relations::add_enum_labels(&options.full.source, &options.full.target).await {
+            Ok(0) => {}
+            Ok(added) => {
+                return Ok(Ended::TablesChanged(format!(
+                    "{added} enum label(s) added on the source were added on the target"
+                )))
+            }
+            Err(other) => {
+                tracing::warn!(error = %format!("{other:#}"), "adding the source's enum labels on the target failed");
+            }
+        }
+    }
+    if options.watch_tables.is_some() {
+        if let Some(reason) =
+            table_watch::check_now(&options.full.source, &options.full.tables, oids, pgoutput).await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "applying failed after the source's tables changed");
+            return Ok(Ended::TablesChanged(reason));
+        }
+    }
+    Err(explain::explain(options, e).await)
 }
 
 /// Applies what the feed delivers until the stream ends, `stop`, the source's tables change,

@@ -9,15 +9,15 @@
 use ferry_pgwire::ReplicationClient;
 
 use crate::schema::TableDef;
-use crate::source::snapshot::{column_list, copy_out_statement, CopyChunk};
+use crate::source::snapshot::{copy_column_clause, copy_out_statement, CopyChunk};
 
 /// The `COPY … FROM STDIN` statement loading `table`.
 pub fn copy_in_statement(table: &TableDef, binary: bool) -> String {
     let format = if binary { "binary" } else { "text" };
     format!(
-        "COPY {} ({}) FROM STDIN (FORMAT {format})",
+        "COPY {}{} FROM STDIN (FORMAT {format})",
         table.name.quoted(),
-        column_list(table)
+        copy_column_clause(table)
     )
 }
 

@@ -110,14 +110,24 @@ pub fn column_list(table: &TableDef) -> String {
         .join(", ")
 }
 
+/// ` (a, b)`: the column list of a `COPY` of `table`, or nothing for a table without
+/// columns (every one dropped: legal, and `COPY t ()` is not).
+pub fn copy_column_clause(table: &TableDef) -> String {
+    match column_list(table) {
+        list if list.is_empty() => String::new(),
+        list => format!(" ({list})"),
+    }
+}
+
 /// The `COPY … TO STDOUT` statement reading `chunk` of `table`.
 pub fn copy_out_statement(table: &TableDef, chunk: &CopyChunk, binary: bool) -> String {
     let format = if binary { "binary" } else { "text" };
     let columns = column_list(table);
     match chunk.blocks {
         None => format!(
-            "COPY {} ({columns}) TO STDOUT (FORMAT {format})",
-            table.name.quoted()
+            "COPY {}{} TO STDOUT (FORMAT {format})",
+            table.name.quoted(),
+            copy_column_clause(table)
         ),
         Some((start, end)) => {
             let mut filter = format!("ctid >= '({start},0)'::tid");

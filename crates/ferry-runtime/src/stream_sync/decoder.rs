@@ -41,6 +41,7 @@ impl StreamDecoder {
             Plugin::Wal2json => StreamDecoder::Wal2json(Wal2JsonDecoder::new()),
             Plugin::Decoderbufs => {
                 let mut decoder = DecoderbufsDecoder::new(start);
+                decoder.keep_only(selected.iter().cloned());
                 for (table, identity) in identities(source, selected).await? {
                     decoder.set_identity(table, identity);
                 }

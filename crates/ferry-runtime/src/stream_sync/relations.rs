@@ -226,8 +226,9 @@ async fn target_columns(
         .simple_query(&format!(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attidentity = 'a',
                     a.attgenerated <> ''
-             FROM pg_attribute a
-             WHERE a.attrelid = to_regclass({}) AND a.attnum > 0 AND NOT a.attisdropped
+             FROM (SELECT to_regclass({}) AS oid) c
+             LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             WHERE c.oid IS NOT NULL
              ORDER BY a.attnum",
             quote_literal(&table.quoted())
         ))
@@ -237,8 +238,10 @@ async fn target_columns(
     if rows.is_empty() {
         return Err(SyncError::TargetTableMissing { table });
     }
+    // A table without columns (all dropped) reads as one row of NULLs.
     Ok(rows
         .iter()
+        .filter(|row| row.first().is_some_and(Option::is_some))
         .map(|row| {
             let cell = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
             TargetColumn {

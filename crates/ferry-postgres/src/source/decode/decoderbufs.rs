@@ -168,6 +168,9 @@ pub struct DecoderbufsDecoder {
     /// No commit the session sends can start before this: the start position, then each
     /// Commit's end.
     next_commit_at_least: Lsn,
+    /// The tables whose changes are decoded ([`DecoderbufsDecoder::keep_only`]); `None`:
+    /// every table's.
+    kept: Option<std::collections::HashSet<TableName>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -191,7 +194,15 @@ impl DecoderbufsDecoder {
             relations: Registry::default(),
             open: None,
             next_commit_at_least: start,
+            kept: None,
         }
+    }
+
+    /// Decodes only the changes of `tables`; others yield nothing, before any check of
+    /// their values: decoderbufs sends every table's changes, and one Ferry does not carry
+    /// (a `timetz` column, no row identity) must not stop the stream.
+    pub fn keep_only(&mut self, tables: impl IntoIterator<Item = TableName>) {
+        self.kept = Some(tables.into_iter().collect());
     }
 
     /// Sets how `table`'s rows are identified (its replica identity, from the catalog);
@@ -286,6 +297,14 @@ impl DecoderbufsDecoder {
                 field: "table",
                 problem: format!("{table:?} is not a qualified name"),
             })?;
+        if self
+            .kept
+            .as_ref()
+            .is_some_and(|kept| !kept.contains(&table))
+        {
+            self.check_open(op, m.transaction_id)?;
+            return Ok(Vec::new());
+        }
         // decoderbufs describes every new column's type; a count that differs means the
         // payload is not whole (protobuf has no end marker).
         if m.new_typeinfo.len() != m.new_tuple.len() {

@@ -292,6 +292,32 @@ fn errors_name_the_table_and_leave_the_state_as_it_was() {
 }
 
 #[test]
+fn changes_of_tables_not_kept_yield_nothing_before_their_values_are_checked() {
+    use proto::Datum as D;
+    let mut decoder = open();
+    decoder.keep_only([TableName::new("public", "other")]);
+    // A money value would be refused (see above), and an UPDATE without a new tuple has
+    // no identity: neither matters for a table that is not carried.
+    let lossy = row_message(
+        op::INSERT,
+        vec![column("m", 790, Some(D::Int64(1234)))],
+        vec![],
+    );
+    assert_eq!(decoder.decode(lsn("0/90"), &lossy).unwrap(), vec![]);
+    let keyless = row_message(op::UPDATE, vec![], vec![]);
+    assert_eq!(decoder.decode(lsn("0/98"), &keyless).unwrap(), vec![]);
+    // Still inside transaction 7: its Commit decodes as usual.
+    let commit = decoder
+        .decode(lsn("0/200"), &transaction(op::COMMIT, 7))
+        .unwrap();
+    assert!(matches!(commit[..], [Change::Commit { .. }]), "{commit:?}");
+    let mut carried = open();
+    carried.keep_only([TableName::new("public", "t")]);
+    let err = carried.decode(lsn("0/90"), &lossy).unwrap_err();
+    assert!(err.to_string().contains("money"), "{err}");
+}
+
+#[test]
 fn every_truncated_fixture_record_is_an_error_or_a_shorter_delete() {
     for (position, payload) in fixtures::all_records() {
         let whole = RowMessage::decode(payload).unwrap();
