@@ -123,8 +123,9 @@ pub async fn run_stream_sync(
     progress: &Progress,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SyncError> {
+    let mut lookup = Some(relations::SourceLookup::new(options.full.source.clone()));
     loop {
-        match run_once(options, progress, &mut stop).await? {
+        match run_once(options, progress, &mut stop, &mut lookup).await? {
             Ended::Stopped => return Ok(()),
             Ended::TablesChanged(reason) => {
                 tracing::info!(pipeline = %options.pipeline, "the source's tables changed ({reason}): starting over to take them in");
@@ -139,6 +140,7 @@ async fn run_once(
     options: &StreamSyncOptions,
     progress: &Progress,
     stop: &mut watch::Receiver<bool>,
+    lookup: &mut Option<relations::SourceLookup>,
 ) -> Result<Ended, SyncError> {
     let mut target = setup::session(&options.full.target).await?;
     setup::lock_pipeline(options, &mut target).await?;
@@ -205,7 +207,8 @@ async fn run_once(
         starts,
         accepted,
         progress.clone(),
-    );
+    )
+    .with_lookup(lookup.take());
     apply.expect_oids(&plan.oids);
     // The stored position may come from an asynchronous commit the target has not flushed:
     // it is confirmed like any other commit, once the target's flush passes it.
@@ -215,9 +218,14 @@ async fn run_once(
         Ok(ended) => {
             apply.finish(&feedback).await;
             feed.finish().await;
+            apply.mark_copies().await?;
+            *lookup = Some(apply.into_lookup());
             Ok(ended)
         }
-        Err(e) => after_failure(options, &plan.oids, pgoutput, e).await,
+        Err(e) => {
+            *lookup = Some(apply.into_lookup());
+            after_failure(options, &plan.oids, pgoutput, e).await
+        }
     }
 }
 

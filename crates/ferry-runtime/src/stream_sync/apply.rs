@@ -105,8 +105,11 @@ pub(super) struct Applier<'a> {
     totals: Totals,
     /// The carried tables' source OIDs as the plan observed them (pgoutput's relation ids).
     oids: std::collections::HashMap<ferry_core::TableName, u32>,
-    /// Set when a Relation message shows a carried table created again: the run ends.
+    /// Set when a Relation message shows a carried table created again, or one to copy
+    /// anew: the run ends.
     tables_changed: Option<String>,
+    /// Tables whose next start must copy them anew.
+    copy_anew: Vec<ferry_core::TableName>,
 }
 
 impl<'a> Applier<'a> {
@@ -138,6 +141,7 @@ impl<'a> Applier<'a> {
             totals: Totals::default(),
             oids: Default::default(),
             tables_changed: None,
+            copy_anew: Vec::new(),
         }
     }
 
@@ -178,6 +182,34 @@ impl<'a> Applier<'a> {
         tracing::info!(%table, relation = relation.id.0, carried = planned, "changes of an older table of the same name are ignored: the carried table was copied after it was dropped");
         self.ignored.insert(relation.id);
         Ok(Incarnation::Older)
+    }
+
+    /// Ends the run before the change that needs `table`'s new column: the table is to be
+    /// copied anew ([`Applier::mark_copies`] records that once the run has stopped).
+    fn copy_anew(&mut self, table: ferry_core::TableName, reason: String) {
+        tracing::warn!(%table, "{reason}");
+        self.tables_changed = Some(reason);
+        self.copy_anew.push(table);
+    }
+
+    /// Records the tables [`Applier::copy_anew`] named as to be copied anew: the next start
+    /// drops and copies them, and streams each from its copy's position.
+    pub(super) async fn mark_copies(&mut self) -> Result<(), SyncError> {
+        let tables = std::mem::take(&mut self.copy_anew);
+        super::tables::mark_copy_anew(self.options, &mut self.target, &tables).await
+    }
+
+    /// Takes over the source lookup (and what it remembers) of the run before.
+    pub(super) fn with_lookup(mut self, lookup: Option<SourceLookup>) -> Self {
+        if let Some(lookup) = lookup {
+            self.lookup = lookup;
+        }
+        self
+    }
+
+    /// Hands the source lookup (and what it remembers) to the next run.
+    pub(super) fn into_lookup(self) -> SourceLookup {
+        self.lookup
     }
 
     /// Treats the stored start position as a commit that becomes durable once the target's
@@ -358,17 +390,22 @@ impl<'a> Applier<'a> {
                 // Also in a skipped transaction: the target already has its effect, so the
                 // comparison finds nothing to do, and the cache is up to date.
                 self.flush_group().await?;
-                let (statements, described) = follow(
+                let table = ferry_postgres::sink::apply::target_table(&relation);
+                let followed = follow(
                     relation,
                     self.decoder.typmods_known(),
                     &mut self.target,
                     &mut self.lookup,
                 )
                 .await?;
-                for statement in statements {
+                if let Some(reason) = followed.copy_anew {
+                    self.copy_anew(table, reason);
+                    return Ok(());
+                }
+                for statement in followed.statements {
                     self.push(&statement).await?;
                 }
-                self.relations.insert(described);
+                self.relations.insert(followed.described);
             }
             Change::Message {
                 transactional: false,
@@ -434,11 +471,16 @@ impl<'a> Applier<'a> {
         if let Change::Relation { relation, .. } = change {
             let conn = txn.connection().await?;
             let typmods = self.decoder.typmods_known();
-            let (statements, described) = follow(relation, typmods, conn, &mut self.lookup).await?;
-            for statement in statements {
+            let table = ferry_postgres::sink::apply::target_table(&relation);
+            let followed = follow(relation, typmods, conn, &mut self.lookup).await?;
+            if let Some(reason) = followed.copy_anew {
+                self.copy_anew(table, reason);
+                return Ok(());
+            }
+            for statement in followed.statements {
                 txn.push(subxid, &statement).await?;
             }
-            txn.relations.insert(described);
+            txn.relations.insert(followed.described);
             return Ok(());
         }
         let Some(id) = relation_of(&change) else {

@@ -43,11 +43,16 @@ impl RelationCache {
     }
 }
 
-/// Source catalog lookups, on a connection opened on first need.
+/// Source catalog lookups, on a connection opened on first need (and again after it
+/// closed). It lives as long as the pipeline, across the runs that start over, and
+/// remembers which columns of each table the stream has described: a target column the
+/// stream never described is the target's own, never dropped.
 pub(super) struct SourceLookup {
     params: ConnParams,
     client: Option<tokio_postgres::Client>,
     types: HashMap<(u32, i32), String>,
+    described: HashMap<TableName, Vec<String>>,
+    warned: Vec<(TableName, String)>,
 }
 
 impl SourceLookup {
@@ -56,10 +61,15 @@ impl SourceLookup {
             params,
             client: None,
             types: HashMap::new(),
+            described: HashMap::new(),
+            warned: Vec::new(),
         }
     }
 
     async fn client(&mut self) -> Result<&tokio_postgres::Client, SyncError> {
+        if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            self.client = None;
+        }
         if self.client.is_none() {
             let client = ferry_pgwire::connect_sql(&self.params)
                 .await
@@ -142,6 +152,15 @@ impl SourceLookup {
         Ok(ferry_postgres::schema::ddl::create_types_live(&create))
     }
 
+    /// Says once that the target's `table` has a `column` the source has not, and keeps it.
+    fn warn_own_column(&mut self, table: &TableName, column: &str) {
+        let key = (table.clone(), column.to_owned());
+        if !self.warned.contains(&key) {
+            tracing::warn!(%table, column, "the target table has a column the source has not: it is kept, and left to its default in the rows Ferry writes; if the source dropped it while Ferry was stopped, drop it on the target (ALTER TABLE … DROP COLUMN)");
+            self.warned.push(key);
+        }
+    }
+
     /// The OID of the source's `table` now, if it exists.
     pub(super) async fn current_oid(
         &mut self,
@@ -176,20 +195,24 @@ impl SourceLookup {
     }
 
     /// What the source's catalog says now about `column` of `table`, being added: the value
-    /// its existing rows read when it was added with a non-volatile default, and its type
-    /// with its modifier (for plugins that send no modifier). Nothing when the column is gone
-    /// from the source by now (a later change dropped it: its value no longer matters).
+    /// its existing rows read when it was added with a non-volatile default, its type with
+    /// its modifier (for plugins that send no modifier), and whether its existing rows may
+    /// hold values no change carried (a default and no stored value for them: a volatile
+    /// default, `serial` or an identity filled them by rewriting the table, which is not
+    /// decoded). Nothing when the column is gone from the source by now (a later change
+    /// dropped it: its value no longer matters).
     async fn added_column(
         &mut self,
         table: &TableName,
         column: &str,
-    ) -> Result<(SourceColumn, Option<String>), SyncError> {
+    ) -> Result<(SourceColumn, Option<String>, bool), SyncError> {
         let row = self
             .client()
             .await?
             .query_opt(
                 "SELECT CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END,
-                        format_type(atttypid, atttypmod)
+                        format_type(atttypid, atttypmod),
+                        NOT atthasmissing AND (atthasdef OR attidentity <> '')
                  FROM pg_attribute
                  WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped",
                 &[&table.quoted(), &column],
@@ -202,8 +225,9 @@ impl SourceLookup {
                     missing_value: row.get(0),
                 },
                 row.get(1),
+                row.get(2),
             ),
-            None => (SourceColumn::default(), None),
+            None => (SourceColumn::default(), None, false),
         })
     }
 }
@@ -293,12 +317,22 @@ async fn partition_root(
 /// decoderbufs): then a column present on both sides keeps the target's type, and an added
 /// column takes its full type from the source's catalog. Generated columns (which those
 /// plugins send and pgoutput does not) are never added, dropped or written.
+/// What [`follow`] found.
+pub(super) struct Followed {
+    /// The statements that bring the target table in line, to run before the change.
+    pub(super) statements: Vec<String>,
+    pub(super) described: TargetRelation,
+    /// Why the table must be copied anew instead: the source filled an added column's
+    /// existing rows with values no change carries.
+    pub(super) copy_anew: Option<String>,
+}
+
 pub(super) async fn follow(
     relation: Relation,
     typmods_known: bool,
     target: &mut ReplicationClient,
     lookup: &mut SourceLookup,
-) -> Result<(Vec<String>, TargetRelation), SyncError> {
+) -> Result<Followed, SyncError> {
     let table = target_table(&relation);
     let columns = target_columns(target, &relation).await?;
     let find = |name: &str| columns.iter().find(|t| t.shape.name == name);
@@ -325,16 +359,37 @@ pub(super) async fn follow(
         .map(|c| c.shape.clone())
         .collect();
     // A column the Relation leaves out is dropped (or renamed) only if the source no longer
-    // has it: wal2json and decoderbufs leave out unchanged TOAST values of an UPDATE, and a
-    // TRUNCATE describes a table with no columns at all.
+    // has it (wal2json and decoderbufs leave out unchanged TOAST values of an UPDATE, and a
+    // TRUNCATE describes a table with no columns at all), and only if the stream described
+    // it before: one it never did is the target's own (added there by the user).
+    // (A column never described that a new one of the same type takes the place of is
+    // read as renamed, as `alter_statements` reads every gone column.)
+    let described = lookup.described.get(&table).cloned().unwrap_or_default();
     for (at, column) in current.iter().enumerate() {
-        if !wanted.iter().any(|w| w.name == column.name)
-            && lookup.source_has_column(&table, &column.name).await?
-        {
+        if wanted.iter().any(|w| w.name == column.name) {
+            continue;
+        }
+        if lookup.source_has_column(&table, &column.name).await? {
+            wanted.insert(at.min(wanted.len()), column.clone());
+            continue;
+        }
+        let renamed = wanted.get(at).is_some_and(|w| {
+            w.type_sql == column.type_sql && !current.iter().any(|c| c.name == w.name)
+        });
+        if !described.contains(&column.name) && !renamed {
+            lookup.warn_own_column(&table, &column.name);
             wanted.insert(at.min(wanted.len()), column.clone());
         }
     }
+    let mut names: Vec<String> = relation.columns.iter().map(|c| c.name.clone()).collect();
+    let still: Vec<String> = described
+        .into_iter()
+        .filter(|n| !names.contains(n) && wanted.iter().any(|w| w.name == *n))
+        .collect();
+    names.extend(still);
+    lookup.described.insert(table.clone(), names);
     let mut statements = Vec::new();
+    let mut copy_anew = None;
     if current != wanted {
         statements = lookup.missing_types(&table, target).await?;
         let mut added = Vec::new();
@@ -342,9 +397,16 @@ pub(super) async fn follow(
             if current.iter().any(|c| c.name == column.name) {
                 continue;
             }
-            let (source, full_type) = lookup.added_column(&table, &column.name).await?;
+            let (source, full_type, filled) = lookup.added_column(&table, &column.name).await?;
             if let (false, Some(full_type)) = (typmods_known, full_type) {
                 column.type_sql = full_type;
+            }
+            if filled {
+                copy_anew = Some(format!(
+                    "column {:?} was added to table {table} with a volatile default (or as serial or identity): \
+                     the values of its existing rows reach no stream, so the table is copied anew",
+                    column.name
+                ));
             }
             added.push((column.name.clone(), source));
         }
@@ -383,15 +445,16 @@ pub(super) async fn follow(
                 .unwrap_or_else(|| "text".to_owned())
         })
         .collect();
-    Ok((
+    Ok(Followed {
         statements,
-        TargetRelation {
+        described: TargetRelation {
             relation,
             identity_always,
             generated,
             types,
         },
-    ))
+        copy_anew,
+    })
 }
 
 /// Adds to the target's enum types the labels the source's types of the same name have and

@@ -185,6 +185,18 @@ pub(super) async fn record_oids(
     Ok(())
 }
 
+/// Records `tables` as to be copied anew at the next start (their source OID as none the
+/// source can have): the plan then drops their target tables and copies them like tables
+/// created again.
+pub(super) async fn mark_copy_anew(
+    options: &StreamSyncOptions,
+    target: &mut ReplicationClient,
+    tables: &[TableName],
+) -> Result<(), SyncError> {
+    let oids: Vec<(TableName, u32)> = tables.iter().map(|t| (t.clone(), 0)).collect();
+    record_oids(options, target, &oids).await
+}
+
 /// Drops the target tables of `tables`, dropped and created again on the source since they
 /// were copied: the copy that follows creates them anew from the source's new definition.
 /// Objects the user made on the target that depend on one (a view, a foreign key) stop it
