@@ -111,8 +111,9 @@ pub struct Features {
     pub restart_source: bool,
     /// Crashes and outages of the target.
     pub restart_target: bool,
-    /// Columns added, renamed, retyped and dropped, and tables created while streaming:
-    /// another issue's work, off by default.
+    /// Columns added (with volatile defaults, of enums and domains created for them),
+    /// renamed, retyped and dropped; enum labels added; tables and partitions created,
+    /// tables dropped and created again: all while streaming.
     pub schema_changes: bool,
 }
 
@@ -134,7 +135,7 @@ impl Default for Features {
             kill_ferry: true,
             restart_source: true,
             restart_target: true,
-            schema_changes: false,
+            schema_changes: true,
         }
     }
 }

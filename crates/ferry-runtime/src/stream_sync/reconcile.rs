@@ -51,14 +51,23 @@ pub(super) async fn act(
             tables::forget(options, target, &plan.forget).await?;
             let mut starts: Starts = plan.starts.iter().cloned().collect();
             if !plan.add.is_empty() {
-                let recreated: Vec<TableName> = plan
+                let mut recreated: Vec<TableName> = plan
                     .add
                     .iter()
                     .filter(|(_, reason)| *reason == AddReason::Recreated)
                     .map(|(t, _)| t.clone())
                     .collect();
+                let mut added: Vec<TableName> = plan.add.iter().map(|(t, _)| t.clone()).collect();
+                let trees =
+                    tables::trees_out_of_step(options, target, &added, &plan.carried).await?;
+                for table in trees {
+                    starts.remove(&table);
+                    if !added.contains(&table) {
+                        added.push(table.clone());
+                    }
+                    recreated.push(table);
+                }
                 tables::drop_recreated(target, &recreated).await?;
-                let added: Vec<TableName> = plan.add.iter().map(|(t, _)| t.clone()).collect();
                 let start =
                     tables::copy_added(options, target, progress, &added, &plan.oids).await?;
                 starts.extend(added.into_iter().map(|t| (t, start.clone())));

@@ -240,22 +240,47 @@ pub(super) async fn initial_position(
 /// Drops the target tables an interrupted copy created: selected tables that have no index
 /// on the target while the source table has a primary key (the copy builds keys last, so a
 /// table it did not finish has none). They are created again, with their keys, by the new
-/// copy; other existing tables are emptied by it.
+/// copy; other existing tables are emptied by it. A finished one whose columns the source
+/// has changed since (the new copy could not load it) is dropped too, without CASCADE: an
+/// object of the user's that depends on it stops the run with the error naming it.
 async fn drop_unfinished_tables(options: &StreamSyncOptions) -> Result<(), SyncError> {
     let (source, version) = source_catalog(options).await?;
-    let keyed: Vec<ferry_core::TableName> = ferry_postgres::catalog::tables(&source, version)
-        .await
-        .map_err(|e| SyncError::sql("listing tables", e))?
-        .into_iter()
-        .filter(|t| t.has_primary_key && options.full.tables.matches(&t.name))
-        .map(|t| t.name)
-        .collect();
+    let selected: Vec<ferry_postgres::catalog::TableInfo> =
+        ferry_postgres::catalog::tables(&source, version)
+            .await
+            .map_err(|e| SyncError::sql("listing tables", e))?
+            .into_iter()
+            .filter(|t| options.full.tables.matches(&t.name))
+            .collect();
     let target = ferry_pgwire::connect_sql(&options.full.target)
         .await
         .map_err(|source| SyncError::Connect {
             side: "target",
             source,
         })?;
+    for table in &selected {
+        let name = table.name.quoted();
+        let on_target: Option<String> = target
+            .query_one("SELECT to_regclass($1)::text", &[&name])
+            .await
+            .map_err(|e| SyncError::sql("inspecting target tables", e))?
+            .get(0);
+        if on_target.is_none() {
+            continue;
+        }
+        if column_names(&source, &name).await? != column_names(&target, &name).await? {
+            target
+                .batch_execute(&format!("DROP TABLE {name}"))
+                .await
+                .map_err(|e| SyncError::sql("dropping a copied table whose columns changed", e))?;
+            tracing::warn!(table = %table.name, "dropped a table the interrupted copy had made: the source changed its columns since");
+        }
+    }
+    let keyed: Vec<ferry_core::TableName> = selected
+        .into_iter()
+        .filter(|t| t.has_primary_key)
+        .map(|t| t.name)
+        .collect();
     for table in keyed {
         let unfinished: bool = target
             .query_one(
@@ -278,6 +303,19 @@ async fn drop_unfinished_tables(options: &StreamSyncOptions) -> Result<(), SyncE
         }
     }
     Ok(())
+}
+
+/// The live column names of table `name` (quoted), sorted, comma-separated.
+async fn column_names(client: &tokio_postgres::Client, name: &str) -> Result<String, SyncError> {
+    client
+        .query_one(
+            "SELECT coalesce(string_agg(attname::text, ',' ORDER BY attname), '') FROM pg_attribute
+             WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+            &[&name],
+        )
+        .await
+        .map(|row| row.get(0))
+        .map_err(|e| SyncError::sql("comparing a table's columns", e))
 }
 
 /// Stores `message` as the pipeline's last error on the target, for `ferry status`; best

@@ -185,6 +185,81 @@ pub(super) async fn record_oids(
     Ok(())
 }
 
+/// The partitioned tables to copy anew whole, with every partition, instead of copying
+/// partitions of theirs in `added` alone: a partition copied from a snapshot ahead of the
+/// stream gets the source's columns of that moment, and the parent on the target, still
+/// at the stream's position, may not have them yet (a column added meanwhile). Returns the
+/// roots and their carried partitions.
+pub(super) async fn trees_out_of_step(
+    options: &StreamSyncOptions,
+    target: &mut ReplicationClient,
+    added: &[TableName],
+    carried: &[TableName],
+) -> Result<Vec<TableName>, SyncError> {
+    let (source, _) = super::setup::source_catalog(options).await?;
+    let mut out: Vec<TableName> = Vec::new();
+    for table in added {
+        let row = source
+            .query_opt(
+                "WITH RECURSIVE up (oid, partition) AS (
+                     SELECT c.oid, c.relispartition FROM pg_class c WHERE c.oid = to_regclass($1)
+                     UNION ALL
+                     SELECT p.oid, p.relispartition FROM up
+                     JOIN pg_inherits i ON i.inhrelid = up.oid JOIN pg_class p ON p.oid = i.inhparent
+                     WHERE up.partition)
+                 SELECT n.nspname::text, c.relname::text,
+                        (SELECT coalesce(string_agg(attname::text, ',' ORDER BY attname), '') FROM pg_attribute
+                         WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped)
+                 FROM up JOIN pg_class c ON c.oid = up.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE NOT up.partition AND up.oid <> to_regclass($1)",
+                &[&table.quoted()],
+            )
+            .await
+            .map_err(|e| SyncError::sql("reading a partition's root on the source", e))?;
+        let Some(row) = row else { continue };
+        let root = TableName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+        let columns: String = row.get(2);
+        if added.contains(&root) || !carried.contains(&root) || out.contains(&root) {
+            continue;
+        }
+        let result = target
+            .simple_query(&format!(
+                "SELECT coalesce(string_agg(attname::text, ',' ORDER BY attname), '') FROM pg_attribute
+                 WHERE attrelid = to_regclass({}) AND attnum > 0 AND NOT attisdropped",
+                quote_literal(&root.quoted())
+            ))
+            .await
+            .map_err(|e| SyncError::session("reading a partitioned table's columns", e))?;
+        let on_target = result
+            .last()
+            .and_then(|r| r.rows.first())
+            .and_then(|row| row.first().cloned().flatten())
+            .unwrap_or_default();
+        if on_target == columns {
+            continue;
+        }
+        tracing::warn!(table = %table, %root, "a partition created while the stream is behind its table's column changes: the whole partitioned table is copied anew");
+        let below = source
+            .query(
+                "WITH RECURSIVE down (oid) AS (
+                     SELECT to_regclass($1)::oid
+                     UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN down ON i.inhparent = down.oid)
+                 SELECT n.nspname::text, c.relname::text FROM down
+                 JOIN pg_class c ON c.oid = down.oid JOIN pg_namespace n ON n.oid = c.relnamespace",
+                &[&root.quoted()],
+            )
+            .await
+            .map_err(|e| SyncError::sql("listing a partitioned table's partitions", e))?;
+        for row in below {
+            let name = TableName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+            if (carried.contains(&name) || name == root) && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Records `tables` as to be copied anew at the next start (their source OID as none the
 /// source can have): the plan then drops their target tables and copies them like tables
 /// created again.

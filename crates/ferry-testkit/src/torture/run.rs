@@ -468,11 +468,6 @@ async fn faults_and_verdict(
     }
     log.note("workload over");
     log.flush();
-    if case.features.schema_changes {
-        // Tables created while it ran join the selection at the next start.
-        ferry.terminate(Duration::from_secs(30)).await;
-        ferry = start_ferry(case, state, config)?;
-    }
 
     let source_client = digest_client(source).await?;
     let tables = digest::source_tables(&source_client, &schema.schemas)

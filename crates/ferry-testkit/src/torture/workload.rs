@@ -40,6 +40,8 @@ pub struct SessionPlan {
     /// DDL state (schema changes on): columns added so far, per table index.
     added_columns: Vec<(usize, String, &'static str)>,
     added_tables: Vec<String>,
+    /// Enum columns added: table index, column, type, labels so far.
+    added_enums: Vec<(usize, String, String, u32)>,
     ddl_counter: u64,
     ddl: bool,
 }
@@ -62,6 +64,7 @@ impl SessionPlan {
             fresh: 1_000_000 + index as u64 * 100_000_000,
             added_columns: Vec::new(),
             added_tables: Vec::new(),
+            added_enums: Vec::new(),
             ddl_counter: 0,
         }
     }
@@ -417,12 +420,14 @@ impl SessionPlan {
         }
     }
 
-    /// A column added, renamed, retyped or dropped (only columns the DML never names), or a
-    /// table created and filled (it joins the selection at ferry's next start).
+    /// A column added (with a constant or a volatile default, of a type created for it: an
+    /// enum or a domain), renamed, retyped or dropped (only columns the DML never names); a
+    /// label added to such an enum and used; a table created and filled, or one of those
+    /// dropped and created again; a partition created. Each is taken in while streaming.
     fn schema_change(&mut self) -> Transaction {
         self.ddl_counter += 1;
         let id = self.ddl_counter;
-        let choice = self.rng.below(5);
+        let choice = self.rng.below(9);
         let statements = match choice {
             0 | 1 => {
                 let t = self.rng.index(self.schema.tables.len());
@@ -457,6 +462,68 @@ impl SessionPlan {
                 let (t, name, _) = self.added_columns.remove(i);
                 let q = self.schema.tables[t].quoted();
                 vec![format!("ALTER TABLE {q} DROP COLUMN {name}")]
+            }
+            4 => {
+                let t = self.rng.index(self.schema.tables.len());
+                let q = self.schema.tables[t].quoted();
+                let (ty, column) = (format!("public.e{id}"), format!("x{id}"));
+                self.added_enums.push((t, column.clone(), ty.clone(), 2));
+                vec![
+                    format!("CREATE TYPE {ty} AS ENUM ('l0', 'l1')"),
+                    format!("ALTER TABLE {q} ADD COLUMN {column} {ty} DEFAULT 'l1'"),
+                ]
+            }
+            5 if !self.added_enums.is_empty() => {
+                let i = self.rng.index(self.added_enums.len());
+                let (t, column, ty, labels) = self.added_enums[i].clone();
+                self.added_enums[i].3 += 1;
+                let q = self.schema.tables[t].quoted();
+                // Outside a transaction block, as PostgreSQL before 12 requires.
+                vec![
+                    format!("ALTER TYPE {ty} ADD VALUE 'l{labels}' BEFORE 'l0'"),
+                    format!("UPDATE {q} SET {column} = 'l{labels}' WHERE k % 7 = 0"),
+                ]
+            }
+            6 => {
+                let t = self.rng.index(self.schema.tables.len());
+                let q = self.schema.tables[t].quoted();
+                vec![
+                    format!("CREATE DOMAIN public.d{id} AS int4 CHECK (VALUE > 0)"),
+                    format!("ALTER TABLE {q} ADD COLUMN x{id} public.d{id} DEFAULT 5"),
+                ]
+            }
+            7 if !self.added_tables.is_empty() => {
+                let name = self.added_tables[self.rng.index(self.added_tables.len())].clone();
+                vec![
+                    format!("DROP TABLE {name}"),
+                    format!("CREATE TABLE {name} (id int PRIMARY KEY, w int4, v text)"),
+                    format!("INSERT INTO {name} SELECT g, g, 'again' || g FROM generate_series(1, 50) g"),
+                ]
+            }
+            8 if self
+                .schema
+                .tables
+                .iter()
+                .any(|t| t.kind == TableKind::Partitioned) =>
+            {
+                let table = self
+                    .schema
+                    .tables
+                    .iter()
+                    .find(|t| t.kind == TableKind::Partitioned)
+                    .expect("checked above");
+                // Years no workload row falls in (the default partition has none of them).
+                let year = 2100 + id;
+                let leaf = ferry_core::TableName::new(
+                    table.name.schema.clone(),
+                    format!("{}_{year}", table.name.name),
+                );
+                vec![format!(
+                    "CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ('{year}-01-01') TO ('{}-01-01')",
+                    leaf.quoted(),
+                    table.quoted(),
+                    year + 1
+                )]
             }
             _ => {
                 let name = format!("public.added_{id}");
