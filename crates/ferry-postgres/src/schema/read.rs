@@ -269,7 +269,9 @@ async fn read_relations(client: &Client) -> Result<Vec<Relation>, SchemaError> {
                     CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
                     CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
                     c.relreplident::text,
-                    pg_relation_size(c.oid),
+                    -- NULL for a table dropped since the snapshot (the copy's snapshot
+                    -- still lists it): counted as empty.
+                    coalesce(pg_relation_size(c.oid), 0),
                     c.reltuples::int8
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p')
