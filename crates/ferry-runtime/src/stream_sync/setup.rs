@@ -240,9 +240,11 @@ pub(super) async fn initial_position(
 /// Drops the target tables an interrupted copy created: selected tables that have no index
 /// on the target while the source table has a primary key (the copy builds keys last, so a
 /// table it did not finish has none). They are created again, with their keys, by the new
-/// copy; other existing tables are emptied by it. A finished one whose columns the source
-/// has changed since (the new copy could not load it) is dropped too, without CASCADE: an
-/// object of the user's that depends on it stops the run with the error naming it.
+/// copy; other existing tables are emptied by it. A finished one is dropped too, without
+/// CASCADE (an object of the user's that depends on it stops the run with the error naming
+/// it), when the earlier copy made it (`on_existing = "error"`: no table existed before),
+/// or when the source changed its columns since: the new copy loads the source's columns
+/// of its own snapshot.
 async fn drop_unfinished_tables(options: &StreamSyncOptions) -> Result<(), SyncError> {
     let (source, version) = source_catalog(options).await?;
     let selected: Vec<ferry_postgres::catalog::TableInfo> =
@@ -268,12 +270,14 @@ async fn drop_unfinished_tables(options: &StreamSyncOptions) -> Result<(), SyncE
         if on_target.is_none() {
             continue;
         }
-        if column_names(&source, &name).await? != column_names(&target, &name).await? {
+        // With on_existing = "error" the earlier copy found none of them: it made them all.
+        let ours = options.full.on_existing == OnExisting::Error;
+        if ours || column_names(&source, &name).await? != column_names(&target, &name).await? {
             target
-                .batch_execute(&format!("DROP TABLE {name}"))
+                .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
                 .await
                 .map_err(|e| SyncError::sql("dropping a copied table whose columns changed", e))?;
-            tracing::warn!(table = %table.name, "dropped a table the interrupted copy had made: the source changed its columns since");
+            tracing::warn!(table = %table.name, "dropped a table the interrupted copy had made, to be copied again");
         }
     }
     let keyed: Vec<ferry_core::TableName> = selected
