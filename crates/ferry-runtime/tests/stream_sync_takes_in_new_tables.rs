@@ -233,11 +233,7 @@ async fn a_recreated_table_with_a_dependent_view_on_the_target_stops_with_the_fi
         .unwrap();
     source.psql(RECREATE).unwrap();
     let (_stop, sync) = start(options);
-    let error = tokio::time::timeout(Duration::from_secs(60), sync)
-        .await
-        .expect("the run did not stop")
-        .unwrap()
-        .expect_err("the run went on");
+    let error = stopped_with(sync).await;
     let message = error.to_string();
     assert!(
         message.contains(r#""public"."t""#)

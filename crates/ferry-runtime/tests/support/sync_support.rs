@@ -165,6 +165,15 @@ pub async fn converge(source: &TempCluster, target: &TempCluster, table: &str, s
     }
 }
 
+/// Waits (up to 60 s) for `sync` to stop by itself, and returns the error it stopped with.
+pub async fn stopped_with(sync: Run) -> ferry_runtime::SyncError {
+    tokio::time::timeout(Duration::from_secs(60), sync)
+        .await
+        .expect("the run did not stop")
+        .unwrap()
+        .expect_err("the run went on")
+}
+
 /// Every built-in type family with edge values, quoted names, a keyless table with
 /// duplicates, a partitioned table, and generated and identity columns.
 pub const ZOO: &str = r#"
