@@ -429,6 +429,35 @@ async fn connect(params: &ConnParams, side: &'static str) -> Result<Client, Sync
         .map_err(|source| SyncError::Connect { side, source })
 }
 
+/// Waits, up to half a minute, for the temporary slot `name` to go away; false when it is
+/// not temporary or outlives the wait (another run really holds it).
+async fn temporary_slot_ends(source: &ConnParams, name: &str) -> Result<bool, SyncError> {
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+    let client = connect(source, "source").await?;
+    let started = Instant::now();
+    let mut told = false;
+    loop {
+        let row = client
+            .query_opt(
+                "SELECT temporary, active_pid FROM pg_replication_slots WHERE slot_name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(|e| SyncError::sql("reading the slots", e))?;
+        let Some(row) = row else { return Ok(true) };
+        let temporary: bool = row.get(0);
+        if !temporary || started.elapsed() > WAIT {
+            return Ok(false);
+        }
+        if !told {
+            let pid: Option<i32> = row.get(1);
+            tracing::info!(slot = %name, ?pid, "a temporary slot of this name is still held, by an earlier run's session that is ending: waiting for it");
+            told = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// Keeps the exported snapshot alive: the connection that exported it must stay open and
 /// idle until every worker has imported it.
 enum SnapshotHolder {
@@ -456,23 +485,35 @@ impl SnapshotHolder {
                         })?;
                 // A slot that is not kept lives only as long as this connection: a crash
                 // during the copy leaves nothing behind to pin WAL.
-                let options = SlotOptions {
+                let slot_options = SlotOptions {
                     temporary: !keep,
                     snapshot: SnapshotAction::Export,
                 };
-                let created = client
-                    .create_slot(name, plugin.name(), options)
-                    .await
-                    .map_err(|source| {
-                        if source.as_db_error().map(|d| d.code()) == Some("42710") {
-                            SyncError::SlotExists { slot: name.clone() }
-                        } else {
-                            SyncError::Slot {
+                let mut waited = false;
+                let created = loop {
+                    match client.create_slot(name, plugin.name(), slot_options).await {
+                        Ok(created) => break created,
+                        Err(source) if source.as_db_error().map(|d| d.code()) == Some("42710") => {
+                            // A temporary slot of the same name belongs to a session that
+                            // is ending: an earlier run killed while its slot was being
+                            // made (the server finishes waiting for running transactions
+                            // before it notices). Wait for it once, then give up.
+                            if *keep
+                                || waited
+                                || !temporary_slot_ends(&options.source, name).await?
+                            {
+                                return Err(SyncError::SlotExists { slot: name.clone() });
+                            }
+                            waited = true;
+                        }
+                        Err(source) => {
+                            return Err(SyncError::Slot {
                                 slot: name.clone(),
                                 source,
-                            }
+                            })
                         }
-                    })?;
+                    }
+                };
                 let snapshot = created
                     .snapshot_name
                     .ok_or_else(|| SyncError::Internal("the server exported no snapshot".into()))?;

@@ -102,3 +102,46 @@ async fn table_split_into_ctid_ranges_is_copied_exactly() {
     assert_same(&source, &target, "public.big").await;
     assert_verified(&source, &target, &["public.big"]).await;
 }
+
+/// A run killed while the server made its temporary slot leaves that slot behind until the
+/// server notices the session is gone; the next run waits for it instead of stopping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_slot_of_an_ending_session_is_waited_for() {
+    use ferry_pgwire::{ReplicationClient, SlotOptions, SnapshotAction};
+    use ferry_postgres::Plugin;
+    use ferry_runtime::SnapshotSource;
+
+    let source = TempCluster::new().unwrap();
+    let target = TempCluster::new().unwrap();
+    source
+        .psql("CREATE TABLE public.t (id int PRIMARY KEY); INSERT INTO public.t VALUES (1), (2);")
+        .unwrap();
+    let mut earlier = ReplicationClient::connect(&conn(&source, "postgres"))
+        .await
+        .unwrap();
+    let held = SlotOptions {
+        temporary: true,
+        snapshot: SnapshotAction::Nothing,
+    };
+    earlier
+        .create_slot("ferry_add", Plugin::Pgoutput.name(), held)
+        .await
+        .unwrap();
+    let ends = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        drop(earlier);
+    });
+    let mut opts = options(&source, &target, &["public.t"]);
+    opts.snapshot = SnapshotSource::Slot {
+        name: "ferry_add".into(),
+        plugin: Plugin::Pgoutput,
+        keep: false,
+    };
+    let summary = run_full_sync(&opts, &Progress::none()).await.unwrap();
+    ends.await.unwrap();
+    assert!(summary.consistent_point.is_some());
+    assert_eq!(
+        target.psql("SELECT count(*) FROM public.t").unwrap().trim(),
+        "2"
+    );
+}
